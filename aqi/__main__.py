@@ -1,0 +1,3 @@
+from aqi.cli import run
+
+run()

@@ -1,0 +1,126 @@
+"""`aqi` command line: thin wiring. Each command calls one library function; AqiError → one line, exit 2.
+
+Library modules are imported inside the commands so that `aqi --help`, `aqi ingest` and `aqi stations`
+never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aqi.config import AqiError, default_data_dir
+
+app = typer.Typer(
+    help="PM2.5 air-quality forecasting: ingest, train, forecast, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+STATE: dict[str, Path] = {}
+
+
+def data_dir() -> Path:
+    return STATE.get("data_dir") or default_data_dir()
+
+
+def user_errors(fn):
+    """Turn AqiError into a one-line message on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AqiError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    data_dir_opt: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="AQI_DATA_DIR",
+            help="Folder aqi writes to (store/, models/, reports/). Default ./data.",
+        ),
+    ] = None,
+) -> None:
+    STATE["data_dir"] = data_dir_opt or default_data_dir()
+
+
+@app.command()
+@user_errors
+def download(
+    url: Annotated[str, typer.Option(help="Archive to fetch (zip of CSVs).")] = "",
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 of the archive.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Download the UCI Beijing archive into DATA_DIR/raw/ (checksums verified)."""
+    from aqi.config import UCI_URL
+    from aqi.download import download as fetch
+
+    path = fetch(data_dir(), url or UCI_URL, sha256, quiet)
+    typer.echo(f"saved {path}")
+
+
+@app.command()
+@user_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="CSV files, folders of CSVs, or zip archives.")],
+    mapping: Annotated[Path | None, typer.Option(help="TOML mapping for non-UCI layouts.")] = None,
+    station: Annotated[
+        str | None,
+        typer.Option(help="Station name for files without a station column; else only this station."),
+    ] = None,
+    invalid: Annotated[
+        str, typer.Option(help="Negative or out-of-bounds values: 'reject' (exit 2) or 'missing'.")
+    ] = "reject",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Validate raw hourly CSVs and upsert them into the parquet store."""
+    from aqi.config import IngestConfig
+    from aqi.store import ingest as run
+
+    if invalid not in ("reject", "missing"):
+        raise AqiError(f"--invalid {invalid!r}: use 'reject' or 'missing'")
+    reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid))
+    if not quiet:
+        for r in reports:
+            typer.echo(
+                f"{r.station}: {r.rows} rows ({r.added} added, {r.corrected} corrected"
+                f"{'' if r.written else ', unchanged'})"
+            )
+
+
+@app.command()
+@user_errors
+def stations(
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """List the stations in the store: time span, rows, missing PM2.5 and overall."""
+    from aqi.store import summary
+
+    rows = summary(data_dir())
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if fmt != "table":
+        raise AqiError(f"--format {fmt!r}: use 'table' or 'json'")
+    if not rows:
+        raise AqiError(f"no stations in {data_dir() / 'store'}; run `aqi ingest PATH` first")
+    from aqi.report import stations_table
+
+    stations_table(rows)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m aqi`
+    sys.exit(app())

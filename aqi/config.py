@@ -1,0 +1,155 @@
+"""Every default of aqi, in one place.
+
+Frozen, typed dataclasses; each field says its unit or the reason for its value. Artifacts (the store
+manifest, a model's meta.json) carry the dataclasses they were built with, so that later stages read
+them back with `from_dict` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+class AqiError(Exception):
+    """A user-facing error: bad input, a missing artifact. The CLI prints it on one line, exit code 2."""
+
+
+T = TypeVar("T")
+
+DATA_DIR_ENV = "AQI_DATA_DIR"  # overrides the default data directory
+RAW_ENV = "AQI_RAW"  # folder of raw CSVs used by `make demo` when ../shared is absent
+
+# The 12 UCI Beijing files as published (sha256 of each CSV; README of ../shared/data/beijing-multisite).
+UCI_URL = "https://archive.ics.uci.edu/static/public/501/beijing+multi+site+air+quality+data.zip"
+UCI_SHA256 = {
+    "Aotizhongxin": "a94fbcfc71708b6ffdc033360163d91efb7f675e496f6b5860929aa96b96351b",
+    "Changping": "a2e21402a6d95fb7043f87959e6e3dcbecb957aac356a6f8028a85b047c772e7",
+    "Dingling": "3d8dff81f18a80d9f455876a785642bffe1e9b9924ec1e6b7ce8cca790432eeb",
+    "Dongsi": "9c0020214425e5ee2a64d42f97a1f632e1d8f6b53ad50edd85a686cc7999f27e",
+    "Guanyuan": "59390fee3b032597b387491f5230e7edb90a8558e30217ebd6d9befbe669fbf9",
+    "Gucheng": "10ae48801ea55869fee56a48b885fb1127859c130551888d71673f34216ba951",
+    "Huairou": "812dcbe848b3ba2c2d25731064797bff803c46eb0c602156a1fa044df136dc26",
+    "Nongzhanguan": "572cf87b65ef543cd55d3a711b28474def224a46b0ec3fc8add8aaf13b67a487",
+    "Shunyi": "520b59e4ead3b0cfe7f1ed673e30275de8441e999db6f413d5172d2277b8c15a",
+    "Tiantan": "0743e34799cf1ee36195b73321b91baa5625276532e7263c588f68cdef3b4daa",
+    "Wanliu": "0b1a6d754a07f0def2f55434ddfa3870dcd0063b7f766a6f66b6c11bb05a377a",
+    "Wanshouxigong": "ab1d6a356d6997a45f6d657ad47de1e05a4a08d4a7015b38a329a90665ab74d0",
+}
+
+# Canonical measured columns of the store, in order. Units: µg/m³ for the six pollutants (CO too,
+# as UCI publishes it), °C (temp, dewp), hPa (pres), mm per hour (rain), m/s (wspm), degrees (wd_deg).
+POLLUTANTS = ("pm25", "pm10", "so2", "no2", "co", "o3")
+WEATHER = ("temp", "pres", "dewp", "rain", "wspm", "wd_deg")
+MEASURES = POLLUTANTS + WEATHER
+
+# Physical plausibility bounds (lo, hi) per column; a value outside is invalid input. Loose on purpose:
+# Beijing's worst hours reach ~1000 µg/m³ PM2.5, CO ~10 000 µg/m³; they only catch unit mistakes.
+PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
+    "pm25": (0.0, 2000.0),
+    "pm10": (0.0, 3000.0),
+    "so2": (0.0, 2000.0),
+    "no2": (0.0, 1000.0),
+    "co": (0.0, 50000.0),
+    "o3": (0.0, 1500.0),
+    "temp": (-60.0, 60.0),
+    "pres": (800.0, 1100.0),
+    "dewp": (-80.0, 50.0),
+    "rain": (0.0, 500.0),
+    "wspm": (0.0, 100.0),
+    "wd_deg": (0.0, 360.0),
+}
+
+
+def default_data_dir() -> Path:
+    """`$AQI_DATA_DIR`, else ./data: the one folder aqi writes to (store/, models/, reports/)."""
+    return Path(os.environ.get(DATA_DIR_ENV, "data"))
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    invalid: str = "reject"  # 'reject' (exit 2) or 'missing' (set NaN): negative or out-of-bounds values
+    hash_chunk: int = 1 << 20  # bytes read at a time when hashing source files
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    lookback: int = 48  # L, hours of past features per window; 2 days sees one diurnal cycle twice
+    horizon: int = 24  # H, hours ahead predicted (t+1..t+H), the next-day forecast agencies publish
+    max_gap: int = 3  # hours; shorter input gaps are forward-filled, longer ones drop the window
+    # Chronological split on target time (local); None = last 12 months test, 6 before validation.
+    train_end: str | None = "2015-08-31 23:00"
+    val_end: str | None = "2016-02-29 23:00"
+    test_end: str | None = "2017-02-28 23:00"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "mlp"  # 'mlp' (flattened window) or 'gru' (recurrent); chosen on validation data
+    hidden: int = 256  # units per hidden layer
+    layers: int = 2  # hidden layers (mlp) or stacked recurrent layers (gru)
+    dropout: float = 0.1  # fraction; regularises the 2-year train split
+    residual: bool = True  # predict a correction to the last observed PM2.5 (persistence + delta)
+    head: str = "point"  # 'point' (H values) or 'quantile' (H x Q values)
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # levels of the quantile head, increasing
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    standard: str = "us-epa-2024"  # AQI table whose breakpoints the level loss counts
+    alpha: float = 0.5  # weight of the level term; 1 - alpha goes to MAE
+    tau: float = 2.0  # µg/m³, width of each tanh step (band-scaled when tau_scaled)
+    tau_scaled: bool = False  # tau as a fraction of the band width below each breakpoint instead
+    scale: float = 20.0  # µg/m³ per unit of MAE term: ~ one band width, so both terms weigh alike
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30  # maximum passes over the train split
+    batch_size: int = 256  # global batch (all replicas together)
+    lr: float = 1e-3  # peak learning rate
+    optimizer: str = "adam"  # adam | adamw | sgd | nadam | rmsprop | lbfgs
+    schedule: str = "cosine"  # cosine | exponential | constant
+    clipnorm: float | None = 1.0  # global gradient-norm clip; None disables
+    weight_decay: float = 1e-4  # adamw only
+    patience: int = 5  # epochs without validation-loss improvement before stopping
+    seed: int = 0  # weights, shuffling and dropout; deterministic on CPU
+    device: str = "auto"  # auto | cpu | gpu | gpu:0,1
+    finetune_lbfgs: int = 0  # L-BFGS-B iterations after the first-order phase
+    lbfgs_max_samples: int = 20000  # full-batch L-BFGS-B uses at most this many windows (memory)
+
+
+@dataclass(frozen=True)
+class Config:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        parts = {f.name: f.type for f in dataclasses.fields(cls)}
+        kinds = {
+            "window": WindowConfig,
+            "model": ModelConfig,
+            "loss": LossConfig,
+            "train": TrainConfig,
+        }
+        return cls(**{k: _build(kinds[k], d.get(k, {})) for k in parts})
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """A copy with fields of named sections replaced: cfg.replace(train={"epochs": 3})."""
+        new = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items() if v}
+        return dataclasses.replace(self, **new)
+
+
+def _build(kind: type[T], values: dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
+    return kind(**clean)

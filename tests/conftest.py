@@ -1,0 +1,90 @@
+"""Shared fixtures: small synthetic CSVs in the UCI layout, and the real Beijing data when present."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BEIJING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beijing-multisite"
+UCI_COLS = [
+    "No",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "PM2.5",
+    "PM10",
+    "SO2",
+    "NO2",
+    "CO",
+    "O3",
+    "TEMP",
+    "PRES",
+    "DEWP",
+    "RAIN",
+    "wd",
+    "WSPM",
+    "station",
+]
+
+needs_beijing = pytest.mark.skipif(not BEIJING.is_dir(), reason="../shared Beijing data not present")
+
+
+def uci_frame(
+    station: str = "Alpha", start: str = "2016-01-01", hours: int = 48, seed: int = 0
+) -> pd.DataFrame:
+    """A small frame in the UCI Beijing layout (local time), values in plausible ranges."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range(start, periods=hours, freq="h")
+    df = pd.DataFrame(
+        {
+            "No": np.arange(1, hours + 1),
+            "year": t.year,
+            "month": t.month,
+            "day": t.day,
+            "hour": t.hour,
+        }
+    )
+    for col, hi in [
+        ("PM2.5", 300),
+        ("PM10", 400),
+        ("SO2", 50),
+        ("NO2", 100),
+        ("CO", 3000),
+        ("O3", 150),
+    ]:
+        df[col] = rng.integers(3, hi, hours).astype(float)
+    df["TEMP"] = rng.normal(10, 5, hours).round(1)
+    df["PRES"] = rng.normal(1015, 5, hours).round(1)
+    df["DEWP"] = rng.normal(-5, 5, hours).round(1)
+    df["RAIN"] = 0.0
+    df["wd"] = rng.choice(["N", "NE", "E", "SW", "C"], hours)
+    df["WSPM"] = rng.uniform(0, 5, hours).round(1)
+    df["station"] = station
+    return df[UCI_COLS]
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, na_rep="NA")
+    return path
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (hidden lock files excluded): 'the store is untouched'."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+@pytest.fixture
+def uci_csv(tmp_path: Path) -> Path:
+    return write_csv(uci_frame(), tmp_path / "raw" / "PRSA_Data_Alpha.csv")
