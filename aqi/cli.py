@@ -122,5 +122,30 @@ def stations(
     stations_table(rows)
 
 
+@app.command()
+@user_errors
+def levels(
+    standard: Annotated[str, typer.Option(help="Built-in key or a TOML file.")] = "us-epa-2024",
+    value: Annotated[float | None, typer.Option(help="PM2.5 in µg/m³ to classify.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Print every built-in standard.")] = False,
+) -> None:
+    """Print an AQI standard's table, or the level and index of one concentration."""
+    from aqi.levels import STANDARDS, get_standard, index_value, level
+    from aqi.report import standard_table
+
+    if value is None:
+        for std in STANDARDS.values() if all_ else [get_standard(standard)]:
+            standard_table(std)
+        return
+    if not value >= 0:
+        raise AqiError(f"--value {value}: a concentration must be >= 0 µg/m³")
+    std = get_standard(standard)
+    k = int(level(value, std))
+    typer.echo(
+        f'{value:g} µg/m³ under {std.key}: level {k}, "{std.names[k]}", '
+        f"{'AQI' if std.segments else 'index'} {int(index_value(value, std))}"
+    )
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m aqi`
     sys.exit(app())

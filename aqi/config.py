@@ -101,9 +101,13 @@ class ModelConfig:
 class LossConfig:
     standard: str = "us-epa-2024"  # AQI table whose breakpoints the level loss counts
     alpha: float = 0.5  # weight of the level term; 1 - alpha goes to MAE
-    tau: float = 2.0  # µg/m³, width of each tanh step (band-scaled when tau_scaled)
-    tau_scaled: bool = False  # tau as a fraction of the band width below each breakpoint instead
-    scale: float = 20.0  # µg/m³ per unit of MAE term: ~ one band width, so both terms weigh alike
+    # µg/m³, width of each tanh step: ~ hourly PM2.5 monitor noise (2–5 µg/m³), so the loss does not
+    # reward precision finer than the instrument; 2·tau stays well inside the narrowest band (9 µg/m³).
+    tau: float = 2.0
+    tau_frac: float = 0.0  # if > 0: tau_i = tau_frac × width of the band below breakpoint i (µg/m³)
+    # µg/m³ of absolute error worth one level: ~ the median band width of the levels where most
+    # Beijing hours fall (9–125 µg/m³), so both terms weigh alike.
+    scale: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""The smooth tanh-step AQI-level loss and the mixed loss that makes it trainable.
+
+soft_level(c) = Σ_i (tanh((c - b_i) / tau_i) + 1) / 2 counts the breakpoints b_i below a concentration
+c (µg/m³) differentiably. Far from every b_i its gradient vanishes (tanh saturates), so a pure level loss
+leaves weights still; mixing in (1 - alpha)·|y - ŷ| / scale keeps a gradient of at least
+(1 - alpha) / scale everywhere, and since soft_level is increasing both terms push the same way.
+
+Losses return per-example values (batch,): the caller reduces them, dividing by the *global* batch size
+under a distribution strategy. Targets that are NaN are masked (weight 0).
+"""
+
+from __future__ import annotations
+
+from aqi.config import LossConfig
+from aqi.levels import Standard, get_standard
+from aqi.tfboot import import_tf
+
+tf = import_tf()
+import keras  # noqa: E402
+
+
+def breakpoint_taus(std: Standard, cfg: LossConfig) -> list[float]:
+    """tau per breakpoint (µg/m³): cfg.tau, or cfg.tau_frac × the width of the band below it."""
+    if cfg.tau_frac <= 0:
+        return [cfg.tau] * len(std.edges)
+    lows = (0.0, *std.edges)
+    return [cfg.tau_frac * (b - a) for a, b in zip(lows, std.edges, strict=False)]
+
+
+def soft_level(c, breakpoints, tau):
+    """(...,) µg/m³ → (...,) soft level count in [0, len(breakpoints)]."""
+    b = tf.constant(breakpoints, tf.float32)
+    t = tf.constant(tau, tf.float32)
+    return tf.reduce_sum((tf.tanh((c[..., None] - b) / t) + 1.0) / 2.0, axis=-1)
+
+
+def hard_level(c, breakpoints, upper_closed: bool = False):
+    """Integer level count of concentrations (no truncation; the evaluation uses levels.level)."""
+    b = tf.constant(breakpoints, tf.float32)
+    above = c[..., None] > b if upper_closed else c[..., None] >= b
+    return tf.reduce_sum(tf.cast(above, tf.int32), axis=-1)
+
+
+def _mask(y_true, *others):
+    """Finite-target mask (batch, H) and NaN-free copies of the tensors, so gradients stay finite."""
+    m = tf.math.is_finite(y_true)
+    return tf.cast(m, tf.float32), [tf.where(m, t, tf.zeros_like(t)) for t in (y_true, *others)]
+
+
+@keras.saving.register_keras_serializable(package="aqi")
+class LevelLoss(keras.losses.Loss):
+    """Mixed loss alpha·|S(y) - S(ŷ)| + (1 - alpha)·|y - ŷ| / scale, averaged over horizons (missing
+    targets count zero). `y_scale`, `y_shift` un-scale predictions made in scaled units inside the
+    graph: ŷ µg/m³ = y_pred·y_scale + y_shift."""
+
+    def __init__(
+        self,
+        breakpoints=(9.1, 35.5, 55.5, 125.5, 225.5),
+        tau=2.0,
+        alpha=0.5,
+        scale=20.0,
+        y_scale=1.0,
+        y_shift=0.0,
+        name="level_loss",
+        reduction="sum_over_batch_size",
+    ):
+        super().__init__(name=name, reduction=reduction)
+        self.breakpoints = [float(b) for b in breakpoints]
+        self.tau = [float(t) for t in tau] if isinstance(tau, list | tuple) else float(tau)
+        self.alpha, self.scale = float(alpha), float(scale)
+        self.y_scale, self.y_shift = float(y_scale), float(y_shift)
+
+    @classmethod
+    def from_standard(cls, std: Standard, cfg: LossConfig, **kw) -> LevelLoss:
+        return cls(std.edges, breakpoint_taus(std, cfg), cfg.alpha, cfg.scale, **kw)
+
+    def terms(self, y_true, y_pred):
+        """(level term, MAE term, mask), each (batch, H), before alpha weighting."""
+        y_pred = tf.cast(y_pred, tf.float32) * self.y_scale + self.y_shift
+        mask, (y, p) = _mask(tf.cast(y_true, tf.float32), y_pred)
+        lvl = tf.abs(
+            soft_level(y, self.breakpoints, self.tau) - soft_level(p, self.breakpoints, self.tau)
+        )
+        return lvl * mask, tf.abs(y - p) / self.scale * mask, mask
+
+    def call(self, y_true, y_pred):
+        lvl, mae, _ = self.terms(y_true, y_pred)
+        per_h = self.alpha * lvl + (1.0 - self.alpha) * mae
+        return tf.reduce_mean(per_h, axis=-1)  # (batch,)
+
+    def get_config(self):
+        return {
+            "breakpoints": self.breakpoints,
+            "tau": self.tau,
+            "alpha": self.alpha,
+            "scale": self.scale,
+            "y_scale": self.y_scale,
+            "y_shift": self.y_shift,
+            "name": self.name,
+            "reduction": self.reduction,
+        }
+
+
+def level_loss(std_name: str, cfg: LossConfig) -> LevelLoss:
+    return LevelLoss.from_standard(get_standard(std_name), cfg)

@@ -1,0 +1,91 @@
+"""The tanh-step level loss: limits, monotonicity, bounds, gradients, masking, serialization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aqi.config import LossConfig
+from aqi.levels import STANDARDS, level
+from aqi.losses import LevelLoss, breakpoint_taus, keras, soft_level, tf
+
+US = STANDARDS["us-epa-2024"]
+B = list(US.edges)
+
+
+def test_soft_level_tends_to_hard_level_as_tau_shrinks():
+    c = np.array([0.0, 5.0, 20.0, 40.0, 100.0, 200.0, 400.0], np.float32)  # away from breakpoints
+    errs = [
+        np.abs(soft_level(tf.constant(c), B, tau).numpy() - level(c, US)).max()
+        for tau in (4.0, 1.0, 0.1, 0.01)
+    ]
+    assert errs[-1] < 1e-6 and errs == sorted(errs, reverse=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-50, 600, allow_nan=False), min_size=2, max_size=40), st.floats(0.05, 20))
+def test_soft_level_monotone_and_bounded(cs, tau):
+    c = np.sort(np.asarray(cs, np.float32))
+    s = soft_level(tf.constant(c), B, tau).numpy()
+    assert np.all(np.diff(s) >= -1e-5)
+    assert s.min() >= 0 and s.max() <= len(B)
+
+
+def _grad(loss, y, p):
+    p = tf.Variable(np.asarray(p, np.float32)[None])
+    with tf.GradientTape() as t:
+        v = tf.reduce_sum(loss.call(tf.constant(np.asarray(y, np.float32)[None]), p))
+    return t.gradient(v, p).numpy()[0]
+
+
+def test_pure_level_loss_has_no_gradient_far_from_breakpoints():
+    """Why the seed's weights did not move: tanh saturates between breakpoints."""
+    g = _grad(LevelLoss(B, tau=2.0, alpha=1.0), [20.0, 80.0, 300.0], [22.0, 90.0, 280.0])
+    assert np.abs(g).max() < 1e-4  # ≥ 6 tau from every breakpoint
+    g_near = _grad(LevelLoss(B, tau=2.0, alpha=1.0), [20.0], [35.0])  # 0.5 µg/m³ from 35.5
+    assert np.abs(g_near).max() > 0.1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0, 500), st.floats(0, 500), st.floats(0, 0.95), st.floats(1, 100))
+def test_mixed_loss_gradient_is_at_least_the_mae_share(y, p, alpha, scale):
+    if abs(y - p) < 1e-2:
+        return
+    g = _grad(LevelLoss(B, tau=2.0, alpha=alpha, scale=scale), [y], [p])
+    assert abs(g[0]) >= (1 - alpha) / scale * 0.999
+
+
+def test_masked_targets_contribute_nothing():
+    loss = LevelLoss(B, alpha=0.5)
+    y = tf.constant([[10.0, np.nan, 50.0]])
+    a = loss.call(y, tf.constant([[12.0, 500.0, 40.0]]))
+    b = loss.call(y, tf.constant([[12.0, -80.0, 40.0]]))
+    assert np.isfinite(a.numpy()).all() and a.numpy() == pytest.approx(b.numpy())
+    assert np.isfinite(_grad(loss, [10.0, np.nan], [12.0, 3.0])).all()
+    assert _grad(loss, [10.0, np.nan], [12.0, 3.0])[1] == 0
+
+
+def test_loss_is_per_example_and_unscales_predictions():
+    loss = LevelLoss(B, alpha=0.0, scale=1.0, y_scale=10.0, y_shift=5.0)
+    v = loss.call(tf.constant([[15.0], [25.0]]), tf.constant([[1.0], [1.0]]))
+    assert v.shape == (2,) and v.numpy().tolist() == [0.0, 10.0]
+
+
+def test_band_scaled_tau():
+    taus = breakpoint_taus(US, LossConfig(tau_frac=0.1))
+    assert taus == pytest.approx([0.91, 2.64, 2.0, 7.0, 10.0])
+
+
+def test_model_with_loss_round_trips_with_safe_mode(tmp_path):
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    model.compile(optimizer="adam", loss=LevelLoss(B, tau=[1.0] * 5, alpha=0.3, scale=15.0))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded.loss, LevelLoss)
+    assert loaded.loss.get_config() == model.loss.get_config()
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
