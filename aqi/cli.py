@@ -147,5 +147,89 @@ def levels(
     )
 
 
+Opt = typer.Option  # shorthand: every option defaults to None = the value in aqi/config.py
+
+
+@app.command()
+@user_errors
+def train(
+    station: Annotated[str, Opt(help="Station id, or 'all'.")],
+    epochs: Annotated[int | None, Opt(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, Opt(help="Global batch size.")] = None,
+    lr: Annotated[float | None, Opt(help="Peak learning rate.")] = None,
+    optimizer: Annotated[str | None, Opt(help="adam|adamw|sgd|nadam|rmsprop|lbfgs")] = None,
+    schedule: Annotated[str | None, Opt(help="cosine|exponential|constant")] = None,
+    clipnorm: Annotated[float | None, Opt(help="Global gradient-norm clip (0 = off).")] = None,
+    patience: Annotated[int | None, Opt(help="Early-stopping patience (epochs).")] = None,
+    alpha: Annotated[float | None, Opt(help="Weight of the level term, in [0, 1].")] = None,
+    tau: Annotated[float | None, Opt(help="Width of each tanh step, µg/m³.")] = None,
+    tau_frac: Annotated[float | None, Opt(help="tau as a fraction of each band width.")] = None,
+    scale: Annotated[float | None, Opt(help="µg/m³ of MAE worth one level.")] = None,
+    standard: Annotated[str | None, Opt(help="AQI standard key or TOML file.")] = None,
+    lookback: Annotated[int | None, Opt(help="L, input hours.")] = None,
+    horizon: Annotated[int | None, Opt(help="H, hours ahead.")] = None,
+    max_gap: Annotated[int | None, Opt(help="Longest input gap filled, hours.")] = None,
+    arch: Annotated[str | None, Opt(help="mlp|gru")] = None,
+    hidden: Annotated[int | None, Opt(help="Units per hidden layer.")] = None,
+    layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,
+    dropout: Annotated[float | None, Opt(help="Dropout fraction.")] = None,
+    head: Annotated[str | None, Opt(help="point|quantile")] = None,
+    quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
+    finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,
+    device: Annotated[str | None, Opt(help="auto|cpu|gpu|gpu:0,1|cpus:N")] = None,
+    resume: Annotated[bool, Opt(help="Continue from the last epoch checkpoint.")] = False,
+    tensorboard: Annotated[Path | None, Opt(help="Write TensorBoard scalars here.")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output (batch jobs).")] = False,
+) -> None:
+    """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
+    from aqi.config import Config
+
+    try:
+        qs = tuple(float(q) for q in quantiles.split(",")) if quantiles else None
+    except ValueError:
+        raise AqiError(f"--quantiles {quantiles!r}: comma-separated numbers in (0, 1)") from None
+    given = {k: v for k, v in locals().items() if v is not None}
+    cfg = Config().replace(**_sections(given | ({"quantiles": qs} if qs else {})))
+    from aqi.trainer import train_stations
+
+    echo = (lambda *_: None) if quiet else typer.echo
+    for meta in train_stations(
+        data_dir(), station, cfg, echo=echo, quiet=quiet, tensorboard=tensorboard, resume=resume
+    ):
+        v = meta["validation"]
+        typer.echo(
+            f"{meta['station']}: best epoch {meta['best_epoch']}/{meta['epochs_run']}, "
+            f"val MAE {_avg(v['model']['mae']):.2f} µg/m³ (persistence "
+            f"{_avg(v['persistence']['mae']):.2f}), level acc "
+            f"{_avg(v['model']['level_accuracy']):.3f} (persistence "
+            f"{_avg(v['persistence']['level_accuracy']):.3f}), {meta['train_seconds']:.0f} s"
+        )
+
+
+def _avg(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _sections(given: dict) -> dict:
+    """CLI option values → Config.replace(**sections)."""
+    import dataclasses
+
+    from aqi.config import LossConfig, ModelConfig, TrainConfig, WindowConfig
+
+    out = {}
+    for name, kind in [
+        ("window", WindowConfig),
+        ("model", ModelConfig),
+        ("loss", LossConfig),
+        ("train", TrainConfig),
+    ]:
+        fields = {f.name for f in dataclasses.fields(kind)}
+        out[name] = {k: v for k, v in given.items() if k in fields}
+    if out["train"].get("clipnorm") == 0:
+        out["train"]["clipnorm"] = None
+    return out
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m aqi`
     sys.exit(app())

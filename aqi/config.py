@@ -80,10 +80,12 @@ class WindowConfig:
     lookback: int = 48  # L, hours of past features per window; 2 days sees one diurnal cycle twice
     horizon: int = 24  # H, hours ahead predicted (t+1..t+H), the next-day forecast agencies publish
     max_gap: int = 3  # hours; shorter input gaps are forward-filled, longer ones drop the window
-    # Chronological split on target time (local); None = last 12 months test, 6 before validation.
-    train_end: str | None = "2015-08-31 23:00"
-    val_end: str | None = "2016-02-29 23:00"
-    test_end: str | None = "2017-02-28 23:00"
+    # Chronological split on target time (local, inclusive ends). None = the last 12 months of data
+    # are test and the 6 months before validation: for Beijing, train ≤ 2015-08-31 23:00,
+    # validation 2015-09-01..2016-02-29, test 2016-03-01..2017-02-28.
+    train_end: str | None = None
+    val_end: str | None = None
+    test_end: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,3 +159,53 @@ def _build(kind: type[T], values: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
     clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
     return kind(**clean)
+
+
+CHOICES = {
+    "arch": ("mlp", "gru"),
+    "head": ("point", "quantile"),
+    "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
+    "schedule": ("cosine", "exponential", "constant"),
+}
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks of every user-settable field; AqiError names the command-line option."""
+    w, m, lo, t = cfg.window, cfg.model, cfg.loss, cfg.train
+    checks = [
+        ("--lookback", w.lookback, w.lookback >= 1),
+        ("--horizon", w.horizon, w.horizon >= 1),
+        ("--max-gap", w.max_gap, w.max_gap >= 0),
+        ("--hidden", m.hidden, m.hidden >= 1),
+        ("--layers", m.layers, m.layers >= 1),
+        ("--dropout", m.dropout, 0 <= m.dropout < 1),
+        ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
+        ("--tau", lo.tau, lo.tau > 0),
+        ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),
+        ("--scale", lo.scale, lo.scale > 0),
+        ("--epochs", t.epochs, t.epochs >= 1),
+        ("--batch-size", t.batch_size, t.batch_size >= 1),
+        ("--lr", t.lr, t.lr > 0),
+        ("--patience", t.patience, t.patience >= 0),
+        ("--clipnorm", t.clipnorm, t.clipnorm is None or t.clipnorm > 0),
+        ("--finetune-lbfgs", t.finetune_lbfgs, t.finetune_lbfgs >= 0),
+        (
+            "--quantiles",
+            m.quantiles,
+            list(m.quantiles) == sorted(set(m.quantiles))
+            and all(0 < q < 1 for q in m.quantiles)
+            and len(m.quantiles) >= 2,
+        ),
+    ]
+    for opt, value, ok in checks:
+        if not ok:
+            raise AqiError(f"{opt} {value}: out of range")
+    for name, value in [
+        ("arch", m.arch),
+        ("head", m.head),
+        ("optimizer", t.optimizer),
+        ("schedule", t.schedule),
+    ]:
+        if value not in CHOICES[name]:
+            raise AqiError(f"--{name} {value!r}: use one of {', '.join(CHOICES[name])}")
+    return cfg

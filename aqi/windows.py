@@ -1,0 +1,229 @@
+"""Sliding feature windows: past L hours of features → PM2.5 at the next H hours. Pure numpy/pandas.
+
+A window at origin t (an index on the complete hourly grid) reads inputs at t-L+1..t and targets at
+t+1..t+H (`window_offsets`); nothing at or after t+1 is ever an input. Short input gaps are forward-filled
+from the past only (≤ max_gap hours), windows whose PM2.5 inputs still have a hole are dropped, and missing
+targets stay NaN (masked by the loss), never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aqi.config import MEASURES, POLLUTANTS, AqiError, WindowConfig
+
+LOG_COLS = tuple(c for c in POLLUTANTS if c != "pm25")  # heavy-tailed µg/m³: log1p before scaling
+PLAIN_COLS = ("pm25", *LOG_COLS, "temp", "pres", "dewp", "rain", "wspm")
+MEASURED = tuple(c for c in MEASURES if c != "wd_deg")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    mean: np.ndarray  # (F,) float32, fitted on the train split only
+    std: np.ndarray  # (F,)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaler:
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+
+
+@dataclass
+class Windows:
+    x: np.ndarray  # (N, L, F) float32, scaled
+    y: np.ndarray  # (N, H) float32 µg/m³, NaN = missing target
+    origin: pd.DatetimeIndex  # (N,) UTC time of each window's last input hour
+    last_pm25: np.ndarray  # (N,) µg/m³ at the origin after gap filling (persistence)
+    features: list[str]
+    scaler: Scaler
+    split: np.ndarray  # (N,) 'train' | 'val' | 'test' | ''  (by target time)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def part(self, name: str) -> Windows:
+        k = self.split == name
+        return Windows(
+            self.x[k],
+            self.y[k],
+            self.origin[k],
+            self.last_pm25[k],
+            self.features,
+            self.scaler,
+            self.split[k],
+        )
+
+
+def window_offsets(lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets from the origin t: inputs t-L+1..t (L values ≤ 0), targets t+1..t+H (H values ≥ 1)."""
+    if lookback < 1 or horizon < 1:
+        raise AqiError(f"--lookback {lookback} / --horizon {horizon}: both must be >= 1")
+    return np.arange(-lookback + 1, 1), np.arange(1, horizon + 1)
+
+
+def complete_grid(df: pd.DataFrame) -> pd.DataFrame:
+    """Reindex a station's rows onto every hour between its first and last time (UTC index)."""
+    if df.empty:
+        raise AqiError("station has no rows")
+    t = pd.DatetimeIndex(df["time"])
+    full = pd.date_range(t.min(), t.max(), freq="h", name="time")
+    return df.set_index(t.rename("time"))[list(MEASURES)].reindex(full)
+
+
+def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
+    """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only."""
+    filled = grid[list(MEASURED)].ffill(limit=max_gap)
+    f = pd.DataFrame(index=grid.index)
+    for c in PLAIN_COLS:
+        f[c] = np.log1p(filled[c].clip(lower=0)) if c in LOG_COLS else filled[c]
+    f["log_pm25"] = np.log1p(filled["pm25"].clip(lower=0))
+    rad = np.deg2rad(grid["wd_deg"].ffill(limit=max_gap))
+    f["wd_sin"], f["wd_cos"] = np.sin(rad).fillna(0.0), np.cos(rad).fillna(0.0)  # calm → (0, 0)
+    local = grid.index.tz_convert(tz)
+    for name, v, period in [
+        ("hour", local.hour, 24),
+        ("dow", local.dayofweek, 7),
+        ("month", local.month - 1, 12),
+    ]:
+        f[f"{name}_sin"], f[f"{name}_cos"] = (
+            np.sin(2 * np.pi * v / period),
+            np.cos(2 * np.pi * v / period),
+        )
+    for c in MEASURED:
+        f[f"miss_{c}"] = grid[c].isna().astype(np.float32)  # the raw hour was missing (filled or not)
+    return f.astype(np.float32)
+
+
+def split_labels(
+    target_first: pd.DatetimeIndex,
+    target_last: pd.DatetimeIndex,
+    tz: str,
+    cfg: WindowConfig,
+    data_end: pd.Timestamp,
+) -> np.ndarray:
+    """'train' | 'val' | 'test' per window by its target times (local); '' where targets straddle."""
+    train_end, val_end, test_end = split_dates(cfg, data_end, tz)
+    first, last = target_first.tz_convert(tz), target_last.tz_convert(tz)
+    out = np.full(len(first), "", dtype=object)
+    out[last <= train_end] = "train"
+    out[(first > train_end) & (last <= val_end)] = "val"
+    out[(first > val_end) & (last <= test_end)] = "test"
+    return out.astype(str)
+
+
+def split_dates(cfg: WindowConfig, data_end: pd.Timestamp, tz: str):
+    """(train_end, val_end, test_end), local, inclusive. Unset dates: the last 12 months are test and
+    the 6 months before them validation."""
+    end = data_end.tz_convert(tz)
+    test_end = _local(cfg.test_end, tz) if cfg.test_end else end
+    val_end = (
+        _local(cfg.val_end, tz)
+        if cfg.val_end
+        else ((test_end + pd.Timedelta(hours=1)) - pd.DateOffset(months=12) - pd.Timedelta(hours=1))
+    )
+    train_end = (
+        _local(cfg.train_end, tz)
+        if cfg.train_end
+        else ((val_end + pd.Timedelta(hours=1)) - pd.DateOffset(months=6) - pd.Timedelta(hours=1))
+    )
+    if not train_end < val_end <= test_end:
+        raise AqiError(
+            f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
+        )
+    return train_end, val_end, test_end
+
+
+def _local(s: str, tz: str) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(s)
+    except ValueError:
+        raise AqiError(f"split date {s!r}: not a date") from None
+    return t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
+
+
+def fit_scaler(feats: pd.DataFrame, rows: np.ndarray) -> Scaler:
+    """Mean/std of the continuous features over `rows` (the train split); indicators and sin/cos
+    columns are left as they are (mean 0, std 1)."""
+    f = feats.to_numpy()[rows]
+    cont = np.array([c in PLAIN_COLS or c == "log_pm25" for c in feats.columns])
+    mean = np.where(cont, np.nanmean(f, axis=0), 0.0)
+    std = np.where(cont, np.nanstd(f, axis=0), 1.0)
+    std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
+    return Scaler(np.nan_to_num(mean).astype(np.float32), std.astype(np.float32))
+
+
+def build_windows(df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler | None = None) -> Windows:
+    """All windows of one station with their split labels. The scaler is fitted on train-split hours
+    unless one is given (evaluation and forecasting reuse the model's)."""
+    grid = complete_grid(df)
+    feats = feature_frame(grid, tz, cfg.max_gap)
+    n, (L, H) = len(grid), (cfg.lookback, cfg.horizon)
+    inp, tgt = window_offsets(L, H)
+    if n < L + H:
+        raise AqiError(f"too little data: {n} hours, but --lookback {L} + --horizon {H} need more")
+    origins = np.arange(-inp[0], n - tgt[-1])  # every t with t+inp ≥ 0 and t+tgt < n
+    pm = feats["pm25"].to_numpy()
+    inputs_ok = np.lib.stride_tricks.sliding_window_view(~np.isnan(pm), L).all(axis=1)
+    y = grid["pm25"].to_numpy(np.float32)[origins[:, None] + tgt]  # (N, H), NaN kept (masked)
+    keep = inputs_ok[origins + inp[0]] & ~np.isnan(y).all(axis=1)
+    origins, y = origins[keep], y[keep]
+    times = grid.index
+    split = split_labels(times[origins + tgt[0]], times[origins + tgt[-1]], tz, cfg, times[-1])
+    if scaler is None:
+        train_end = split_dates(cfg, times[-1], tz)[0]
+        rows = np.flatnonzero(times.tz_convert(tz) <= train_end)
+        if len(rows) < L + H:
+            raise AqiError(f"too little training data before {train_end:%Y-%m-%d %H:%M}")
+        scaler = fit_scaler(feats, rows)
+    xs = np.nan_to_num(scaler.apply(feats.to_numpy()))  # unfilled non-PM2.5 holes → the train mean
+    x = np.lib.stride_tricks.sliding_window_view(xs, L, axis=0)[origins + inp[0]].transpose(0, 2, 1)
+    return Windows(
+        np.ascontiguousarray(x),
+        y,
+        times[origins],
+        pm[origins].astype(np.float32),
+        list(feats.columns),
+        scaler,
+        split,
+    )
+
+
+def window_at(
+    df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler, at: pd.Timestamp | None = None
+) -> tuple[np.ndarray, pd.Timestamp, float]:
+    """The one input window (1, L, F) whose origin is `at` (default: the last hour in the store),
+    its origin (UTC) and the PM2.5 at the origin. Errors name the hours that block it."""
+    grid = complete_grid(df)
+    end = grid.index[-1]
+    origin = end if at is None else at.tz_convert("UTC").floor("h")
+    if not grid.index[0] <= origin <= end:
+        raise AqiError(f"--at {at}: outside the data ({grid.index[0]} .. {end} UTC)")
+    inp, _ = window_offsets(cfg.lookback, cfg.horizon)
+    pos = grid.index.get_loc(origin) + inp
+    if pos[0] < 0:
+        raise AqiError(
+            f"history too short: {cfg.lookback} hours before {origin} needed, "
+            f"data starts {grid.index[0]}"
+        )
+    feats = feature_frame(grid.iloc[pos[0] : pos[-1] + 1], tz, cfg.max_gap)
+    holes = feats.index[feats["pm25"].isna()]
+    if len(holes):
+        raise AqiError(
+            f"PM2.5 missing for longer than {cfg.max_gap} h in the last {cfg.lookback} h "
+            f"before {origin:%Y-%m-%d %H:%M} UTC: {_hours(holes)}"
+        )
+    x = np.nan_to_num(scaler.apply(feats.to_numpy()))[None]
+    return x, origin, float(feats["pm25"].iloc[-1])
+
+
+def _hours(idx: pd.DatetimeIndex) -> str:
+    shown = ", ".join(f"{t:%Y-%m-%d %H:00}" for t in idx[:6])
+    return shown + (f" and {len(idx) - 6} more" if len(idx) > 6 else "") + " UTC"
