@@ -16,8 +16,8 @@ import numpy as np
 
 from aqi.config import AqiError, Config
 from aqi.store import atomic_write_bytes
-from aqi.windows import Scaler
 from aqi.tfboot import import_tf
+from aqi.windows import Scaler
 
 import_tf()
 import keras  # noqa: E402

@@ -8,6 +8,7 @@ MirroredStrategy, to exercise the multi-device path on a machine without GPUs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -72,10 +73,8 @@ def _logical_cpus(n: str, device: str):
     except (ValueError, AssertionError):
         raise AqiError(f"--device {device!r}: use cpus:N with N >= 1") from None
     cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
+    with contextlib.suppress(RuntimeError):  # already configured in this process: use what exists
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-    except RuntimeError:  # already configured in this process: use what exists
-        pass
     names = [d.name for d in tf.config.list_logical_devices("CPU")][:count]
     if len(names) < count:
         raise AqiError(f"--device {device}: only {len(names)} logical CPU devices could be made")

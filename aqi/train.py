@@ -7,14 +7,13 @@ a last partial batch is averaged over the examples it really has): the same redu
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from aqi.config import AqiError, Config, TrainConfig
+from aqi.config import AqiError, TrainConfig
 from aqi.losses import LevelLoss, hard_level, tf
 from aqi.tfboot import import_tf
 

@@ -1,9 +1,9 @@
 """Sliding feature windows: past L hours of features → PM2.5 at the next H hours. Pure numpy/pandas.
 
-A window at origin t (an index on the complete hourly grid) reads inputs at t-L+1..t and targets at
-t+1..t+H (`window_offsets`); nothing at or after t+1 is ever an input. Short input gaps are forward-filled
-from the past only (≤ max_gap hours), windows whose PM2.5 inputs still have a hole are dropped, and missing
-targets stay NaN (masked by the loss), never dropped.
+A window at origin t (an index on the complete hourly grid) reads inputs at t-L+1..t and targets
+at t+1..t+H (`window_offsets`); nothing at or after t+1 is ever an input. Short input gaps are
+forward-filled from the past only (≤ max_gap hours), windows whose PM2.5 inputs still have a hole
+are dropped, and missing targets stay NaN (masked by the loss), never dropped.
 """
 
 from __future__ import annotations
