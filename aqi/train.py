@@ -67,6 +67,9 @@ class Loop:
     def __init__(self, model, optimizer, loss: LevelLoss, strategy):
         self.model, self.optimizer, self.loss, self.strategy = model, optimizer, loss, strategy
         with strategy.scope():
+            # slot variables (Adam's m, v) made here, not lazily inside a replica's step, where
+            # MirroredStrategy cannot create them
+            optimizer.build(model.trainable_variables)
             self.train_loss = keras.metrics.Mean("loss")
             self.val_loss = keras.metrics.Mean("val_loss")
             self.val_mae = keras.metrics.Mean("val_mae")
@@ -103,14 +106,14 @@ class Loop:
             tf.cast(tf.shape(y)[0], tf.float32),
         )
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # the last partial batch has another shape
     def train_step(self, batch):
         loss, n = self.strategy.run(self._train_replica, args=batch)
         loss = self.strategy.reduce("sum", loss, axis=None)  # replicas' shares of the global mean
         self.train_loss.update_state(loss, sample_weight=self.strategy.reduce("sum", n, axis=None))
         return loss
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def test_step(self, batch):
         sums = self.strategy.run(self._test_replica, args=batch)
         loss, err, right, n, ex = (self.strategy.reduce("sum", s, axis=None) for s in sums)
@@ -172,6 +175,6 @@ def fit(
         on_epoch and on_epoch(epoch, hist)
         if wait > t.patience:
             break
-    if best_weights is not None:
+    if t.restore_best and best_weights is not None:
         loop.model.set_weights(best_weights)
     return hist

@@ -18,6 +18,9 @@ from aqi.config import MEASURES, POLLUTANTS, AqiError, WindowConfig
 LOG_COLS = tuple(c for c in POLLUTANTS if c != "pm25")  # heavy-tailed µg/m³: log1p before scaling
 PLAIN_COLS = ("pm25", *LOG_COLS, "temp", "pres", "dewp", "rain", "wspm")
 MEASURED = tuple(c for c in MEASURES if c != "wd_deg")
+# Missing-value indicators per hour: PM2.5 only; those of the other measures are almost always 0 and
+# only added inputs to overfit.
+INDICATED = ("pm25",)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
             np.sin(2 * np.pi * v / period),
             np.cos(2 * np.pi * v / period),
         )
-    for c in MEASURED:
+    for c in INDICATED:
         f[f"miss_{c}"] = grid[c].isna().astype(np.float32)  # the raw hour was missing (filled or not)
     return f.astype(np.float32)
 

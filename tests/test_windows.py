@@ -1,0 +1,133 @@
+"""Window arithmetic: offsets, no leakage, gaps, masking, chronological splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aqi.config import AqiError, MEASURES, WindowConfig
+from aqi.windows import build_windows, split_dates, window_at, window_offsets
+
+TZ = "Asia/Shanghai"
+DATES = {"train_end": "2016-01-03 23:00", "val_end": "2016-01-05 23:00", "test_end": "2016-01-09 23:00"}
+
+
+def series(hours: int, start="2016-01-01 00:00", pm=None) -> pd.DataFrame:
+    """Store-shaped frame whose PM2.5 at hour i is i + 1 (every value unique: leaks are visible)."""
+    t = pd.date_range(pd.Timestamp(start, tz=TZ).tz_convert("UTC"), periods=hours, freq="h")
+    df = pd.DataFrame({"time": t})
+    for c in MEASURES:
+        df[c] = np.float32(1.0)
+    df["pm25"] = np.arange(1, hours + 1, dtype=np.float32) if pm is None else pm
+    return df
+
+
+def unscaled_pm25(w, i):
+    return w.x[i, :, 0] * w.scaler.std[0] + w.scaler.mean[0]
+
+
+@given(st.integers(1, 200), st.integers(1, 72))
+def test_offsets_never_let_a_target_hour_into_its_inputs(L, H):
+    inp, tgt = window_offsets(L, H)
+    assert len(inp) == L and len(tgt) == H
+    assert inp.max() == 0 and tgt.min() == 1 and not set(inp) & set(tgt)
+
+
+def test_windows_hold_exactly_the_past_and_the_next_hours():
+    cfg = WindowConfig(
+        lookback=5,
+        horizon=3,
+        train_end="2016-01-02 23:00",
+        val_end="2016-01-03 23:00",
+        test_end="2016-01-04 23:00",
+    )
+    w = build_windows(series(96), cfg, TZ)
+    for i in (0, 7, len(w) - 1):
+        origin_value = w.last_pm25[i]  # = origin position + 1
+        np.testing.assert_allclose(unscaled_pm25(w, i), origin_value - 4 + np.arange(5), rtol=1e-5)
+        np.testing.assert_array_equal(w.y[i], origin_value + np.arange(1, 4))
+        assert w.y[i].min() > unscaled_pm25(w, i).max() + 0.5  # no target value among the inputs
+    assert w.x.dtype == np.float32 and w.x.shape[1:] == (5, len(w.features))
+
+
+def test_short_gaps_filled_from_the_past_long_gaps_drop_windows_targets_masked():
+    pm = np.arange(1, 201, dtype=np.float32)
+    pm[50:52] = np.nan  # 2 h gap ≤ max_gap 3: filled with the value at 49 (= 50)
+    pm[120:130] = np.nan  # 10 h gap: windows reading it are dropped
+    cfg = WindowConfig(lookback=6, horizon=4, max_gap=3, **DATES)
+    w = build_windows(series(200, pm=pm), cfg, TZ)
+    origins = (w.last_pm25 - 1).astype(int)
+    k = np.flatnonzero(origins == 53)[0]
+    np.testing.assert_allclose(unscaled_pm25(w, k), [49, 50, 50, 50, 53, 54], rtol=1e-5)
+    assert not ((origins >= 120) & (origins < 130 + 5)).any()  # inputs would touch the long gap
+    k = np.flatnonzero(origins == 117)[0]  # inputs before the gap, targets inside: kept, masked
+    assert np.isnan(w.y[k, 2:]).all() and (w.y[k, :2] == [119, 120]).all()
+
+
+def test_no_window_straddles_a_split_and_splits_are_chronological():
+    cfg = WindowConfig(
+        lookback=4,
+        horizon=5,
+        train_end="2016-01-03 23:00",
+        val_end="2016-01-05 23:00",
+        test_end="2016-01-07 23:00",
+    )
+    w = build_windows(series(24 * 7), cfg, TZ)
+    ends = {
+        k: pd.Timestamp(v, tz=TZ)
+        for k, v in [("train", cfg.train_end), ("val", cfg.val_end), ("test", cfg.test_end)]
+    }
+    first = (w.origin + pd.Timedelta(hours=1)).tz_convert(TZ)
+    last = (w.origin + pd.Timedelta(hours=5)).tz_convert(TZ)
+    assert (last[w.split == "train"] <= ends["train"]).all()
+    assert (first[w.split == "val"] > ends["train"]).all() and (
+        last[w.split == "val"] <= ends["val"]
+    ).all()
+    assert (first[w.split == "test"] > ends["val"]).all()
+    assert (w.split == "").sum() == 2 * 4  # the straddling windows at two boundaries
+    assert w.origin[w.split == "train"].max() < w.origin[w.split == "val"].min()
+
+
+def test_default_split_is_the_beijing_one():
+    end = pd.Timestamp("2017-02-28 23:00", tz=TZ).tz_convert("UTC")
+    train_end, val_end, test_end = split_dates(WindowConfig(), end, TZ)
+    assert str(train_end) == "2015-08-31 23:00:00+08:00"
+    assert str(val_end) == "2016-02-29 23:00:00+08:00" and str(test_end) == "2017-02-28 23:00:00+08:00"
+
+
+def test_scaler_sees_only_the_train_split():
+    cfg = WindowConfig(
+        lookback=4,
+        horizon=2,
+        train_end="2016-01-02 23:00",
+        val_end="2016-01-03 23:00",
+        test_end="2016-01-04 23:00",
+    )
+    w = build_windows(series(96), cfg, TZ)
+    assert w.scaler.mean[0] == pytest.approx(np.arange(1, 49).mean())  # hours of Jan 1–2 only
+
+
+def test_window_at_reports_the_blocking_hours():
+    pm = np.arange(1, 101, dtype=np.float32)
+    pm[95:99] = np.nan
+    df = series(100, pm=pm)
+    cfg = WindowConfig(lookback=8, horizon=2, max_gap=2, **DATES)
+    w = build_windows(series(100), cfg, TZ)
+    with pytest.raises(
+        AqiError, match="PM2.5 missing for longer than 2 h .*: 2016-01-04 17:00, 2016-01-04 18:00 UTC"
+    ):
+        window_at(df, cfg, TZ, w.scaler)
+    x, origin, last = window_at(df, cfg, TZ, w.scaler, at=df["time"].iloc[90])
+    assert x.shape == (1, 8, len(w.features)) and last == 91
+    with pytest.raises(AqiError, match="outside the data"):
+        window_at(df, cfg, TZ, w.scaler, at=pd.Timestamp("2030-01-01", tz="UTC"))
+    with pytest.raises(AqiError, match="history too short"):
+        window_at(df, cfg, TZ, w.scaler, at=df["time"].iloc[3])
+
+
+def test_too_little_data():
+    with pytest.raises(AqiError, match="too little data"):
+        build_windows(series(10), WindowConfig(lookback=8, horizon=4, **DATES), TZ)
