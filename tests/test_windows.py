@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aqi.config import AqiError, MEASURES, WindowConfig
+from aqi.config import MEASURES, AqiError, WindowConfig
 from aqi.windows import build_windows, split_dates, window_at, window_offsets
 
 TZ = "Asia/Shanghai"
