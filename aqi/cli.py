@@ -173,6 +173,7 @@ def train(
     hidden: Annotated[int | None, Opt(help="Units per hidden layer.")] = None,
     layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,
     dropout: Annotated[float | None, Opt(help="Dropout fraction.")] = None,
+    members: Annotated[int | None, Opt(help="Ensemble members (averaged).")] = None,
     head: Annotated[str | None, Opt(help="point|quantile")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,
@@ -199,7 +200,7 @@ def train(
     ):
         v = meta["validation"]
         typer.echo(
-            f"{meta['station']}: best epoch {meta['best_epoch']}/{meta['epochs_run']}, "
+            f"{meta['station']}: {len(meta['best_epoch'])} member(s), "
             f"val MAE {_avg(v['model']['mae']):.2f} µg/m³ (persistence "
             f"{_avg(v['persistence']['mae']):.2f}), level acc "
             f"{_avg(v['model']['level_accuracy']):.3f} (persistence "

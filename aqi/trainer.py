@@ -7,6 +7,7 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from aqi import artifacts
 from aqi.config import AqiError, Config, validate
 from aqi.devices import select_strategy
 from aqi.levels import get_standard, level
-from aqi.losses import LevelLoss, tf
+from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
 from aqi.train import History, Loop, dataset, fit, make_optimizer
@@ -26,12 +27,12 @@ from aqi.windows import Windows, build_windows, split_dates
 
 
 class Bar:
-    """Rich progress bar per epoch: loss, validation MAE and level accuracy, samples/s."""
+    """Rich progress: one line per epoch with loss, validation MAE and level accuracy, samples/s."""
 
-    def __init__(self, steps: int, epochs: int, quiet: bool):
-        self.steps, self.epochs = steps, epochs
+    def __init__(self, steps: int, epochs: int, quiet: bool, label: str = ""):
+        self.steps, self.epochs, self.label, self.done = steps, epochs, label, 0
         self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
@@ -48,8 +49,9 @@ class Bar:
         self.progress.__exit__(*exc)
 
     def step(self, loss: float) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("", total=self.steps, epoch=f"1/{self.epochs}", info="")
+        if self.task is None:  # made lazily: no empty line after an early stop
+            name = f"{self.label}epoch {self.done + 1}/{self.epochs}"
+            self.task = self.progress.add_task(name, total=self.steps, info="")
         self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}")
 
     def epoch(self, epoch: int, h: History) -> None:
@@ -57,13 +59,8 @@ class Bar:
             f"loss {h.train_loss[-1]:.4f}  val MAE {h.val_mae[-1]:.2f} µg/m³  "
             f"val level acc {h.val_level_acc[-1]:.3f}  {h.samples_per_s:,.0f} samples/s"
         )
-        self.progress.update(
-            self.task, completed=self.steps, info=info, epoch=f"{epoch + 1}/{self.epochs}"
-        )
-        if epoch + 1 < self.epochs:
-            self.task = self.progress.add_task(
-                "", total=self.steps, epoch=f"{epoch + 2}/{self.epochs}", info=""
-            )
+        self.progress.update(self.task, completed=self.steps, info=info)
+        self.task, self.done = None, epoch + 1
 
 
 def train_station(
@@ -75,15 +72,14 @@ def train_station(
     resume: bool = False,
     echo=print,
 ) -> dict:
-    """Train one station; returns the meta.json written beside model.keras."""
+    """Train one station's ensemble of `cfg.model.members` networks (seeds seed, seed+1, …) and
+    save their average as one model; returns the meta.json written beside model.keras."""
     validate(cfg)
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
-    tf.keras.utils.set_random_seed(cfg.train.seed)
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
-    df = read_station(data_dir, station)
-    w = build_windows(df, cfg.window, tz)
+    w = build_windows(read_station(data_dir, station), cfg.window, tz)
     tr, va = w.part("train"), w.part("val")
     if len(tr) < cfg.train.batch_size or not len(va):
         raise AqiError(
@@ -91,35 +87,96 @@ def train_station(
             f"windows for --batch-size {cfg.train.batch_size})"
         )
     echo(f"{station}: {len(tr):,} train / {len(va):,} validation windows on {device}")
-    steps = -(-len(tr) // cfg.train.batch_size)
-    with strategy.scope():
-        model = build_model(cfg, len(w.features), (float(w.scaler.mean[0]), float(w.scaler.std[0])))
-        optimizer = make_optimizer(cfg.train, steps)
-        loss = LevelLoss.from_standard(std, cfg.loss)
-        loop = Loop(model, optimizer, loss, strategy)
-        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=tf.Variable(0))
-    manager = tf.train.CheckpointManager(ckpt, artifacts.model_dir(data_dir, station) / "ckpt", 2)
-    start = _resume(ckpt, manager, echo) if resume else 0
-    train_ds = strategy.experimental_distribute_dataset(
-        dataset(tr.x, tr.y, cfg.train.batch_size, True, cfg.train.seed)
-    )
-    val_ds = strategy.experimental_distribute_dataset(dataset(va.x, va.y, 4096, False, 0))
-    writer = tf.summary.create_file_writer(str(tensorboard)) if tensorboard else None
-
-    def on_epoch(epoch: int, h: History) -> None:
-        ckpt.epoch.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)
-        if writer:
-            with writer.as_default(step=epoch + 1):
-                for k in ("train_loss", "val_loss", "val_mae", "val_level_acc"):
-                    tf.summary.scalar(k, getattr(h, k)[-1])
-
     started = time.perf_counter()
-    with Bar(steps, cfg.train.epochs, quiet) as bar:
-        hist = fit(loop, train_ds, val_ds, cfg.train, len(tr), start, on_epoch, bar)
-    meta = _meta(station, cfg, w, tr, va, hist, model, std, device, time.perf_counter() - started, tz)
+    job = Job(
+        cfg,
+        w,
+        tr,
+        va,
+        strategy,
+        std,
+        artifacts.model_dir(data_dir, station) / "ckpt",
+        quiet,
+        tensorboard,
+    )
+    members = [job.member(k, resume, echo) for k in range(cfg.model.members)]
+    with strategy.scope():
+        model = ensemble([m for m, _ in members])
+    seconds = time.perf_counter() - started
+    meta = _meta(station, cfg, w, va, [h for _, h in members], model, std, device, seconds, tz)
     artifacts.save(model, meta, data_dir, station)
     return meta
+
+
+class Job:
+    """What every ensemble member of one station shares: data, strategy, loss, checkpoint root."""
+
+    def __init__(self, cfg, w, tr, va, strategy, std, ckpt_root: Path, quiet: bool, tensorboard):
+        self.cfg, self.w, self.tr, self.va, self.strategy = cfg, w, tr, va, strategy
+        self.std, self.ckpt_root, self.quiet, self.tensorboard = std, ckpt_root, quiet, tensorboard
+        self.steps = -(-len(tr) // cfg.train.batch_size)
+        self.val_ds = strategy.experimental_distribute_dataset(dataset(va.x, va.y, 4096, False, 0))
+
+    def member(self, k: int, resume: bool, echo):
+        """Train member k (seed + k), or take it whole from a finished checkpoint on --resume."""
+        cfg, t = self.cfg, self.cfg.train
+        tf.keras.utils.set_random_seed(t.seed + k)
+        with self.strategy.scope():
+            model = build_model(
+                cfg, len(self.w.features), (float(self.w.scaler.mean[0]), float(self.w.scaler.std[0]))
+            )
+            optimizer = make_optimizer(t, self.steps)
+            loop = Loop(model, optimizer, LevelLoss.from_standard(self.std, cfg.loss), self.strategy)
+            ckpt = tf.train.Checkpoint(
+                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
+            )
+        ckpt_dir = self.ckpt_root / f"member-{k}"
+        if not resume:  # a fresh run never resumes a stale checkpoint of another configuration
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
+        start = _resume(ckpt, manager, echo) if resume else 0
+        if bool(ckpt.done.numpy()):
+            return model, History(best_epoch=int(ckpt.epoch.numpy()) - 1)
+        train_ds = self.strategy.experimental_distribute_dataset(
+            dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
+        )
+        on_epoch = self._on_epoch(ckpt, manager, k)
+        label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
+        with Bar(self.steps, t.epochs, self.quiet, label) as bar:
+            bar.done = start
+            hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar)
+        ckpt.done.assign(True)
+        manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
+        return model, hist
+
+    def _on_epoch(self, ckpt, manager, k: int):
+        writer = (
+            tf.summary.create_file_writer(str(Path(self.tensorboard) / f"member-{k}"))
+            if self.tensorboard
+            else None
+        )
+
+        def on_epoch(epoch: int, h: History) -> None:
+            ckpt.epoch.assign(epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)
+            if writer:
+                with writer.as_default(step=epoch + 1):
+                    for name in ("train_loss", "val_loss", "val_mae", "val_level_acc"):
+                        tf.summary.scalar(name, getattr(h, name)[-1])
+
+        return on_epoch
+
+
+def ensemble(models: list) -> keras.Model:
+    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
+    if len(models) == 1:
+        return models[0]
+    x = keras.Input(models[0].input_shape[1:], name="window")
+    for i, m in enumerate(models):
+        m.name = f"member_{i}"
+    return keras.Model(
+        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
+    )
 
 
 def _resume(ckpt, manager, echo) -> int:
@@ -143,7 +200,7 @@ def horizon_metrics(y: np.ndarray, pred: np.ndarray, std) -> dict:
     }
 
 
-def _meta(station, cfg, w: Windows, tr, va, hist: History, model, std, device, seconds, tz) -> dict:
+def _meta(station, cfg, w: Windows, va, hists: list[History], model, std, device, seconds, tz) -> dict:
     pred = artifacts.predict(model, va.x)
     point = pred[..., pred.shape[-1] // 2] if pred.ndim == 3 else pred
     persistence = np.repeat(va.last_pm25[:, None], va.y.shape[1], axis=1)
@@ -162,16 +219,19 @@ def _meta(station, cfg, w: Windows, tr, va, hist: History, model, std, device, s
             "last_origin": str(w.origin[-1]),
             "windows": {k: int((w.split == k).sum()) for k in ("train", "val", "test")},
         },
-        "history": {k: getattr(hist, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc")},
-        "best_epoch": hist.best_epoch + 1,
-        "epochs_run": len(hist.train_loss),
+        "history": [
+            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc")}
+            for h in hists
+        ],  # one entry per ensemble member
+        "best_epoch": [h.best_epoch + 1 for h in hists],
+        "epochs_run": [len(h.train_loss) for h in hists],
         "validation": {
             "model": horizon_metrics(va.y, point, std),
             "persistence": horizon_metrics(va.y, persistence, std),
         },
         "device": device,
         "train_seconds": round(seconds, 2),
-        "samples_per_s": round(hist.samples_per_s, 1),
+        "samples_per_s": round(max(h.samples_per_s for h in hists), 1),
         "params": int(model.count_params()),
         "versions": {
             "aqi": "0.1.0",

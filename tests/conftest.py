@@ -125,6 +125,6 @@ def tiny_config(**train):
             "val_end": "2016-04-09 23:00",
             "test_end": "2016-04-29 23:00",
         },
-        model={"hidden": 16, "layers": 1, "dropout": 0.0},
+        model={"hidden": 16, "layers": 1, "dropout": 0.0, "members": 1},
         train={"epochs": 2, "batch_size": 64, "device": "cpu"} | train,
     )

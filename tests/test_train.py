@@ -125,10 +125,11 @@ def test_mirrored_two_logical_cpus_matches_one_device(n):
 
 
 def test_training_learns_and_beats_persistence(synth_store):
-    cfg = tiny_config(epochs=6, lr=3e-3)
+    cfg = tiny_config(epochs=6, lr=3e-3).replace(model={"members": 2})
     meta = train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
-    h = meta["history"]
-    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert len(meta["history"]) == 2
+    for h in meta["history"]:
+        assert h["train_loss"][-1] < h["train_loss"][0]
     v = meta["validation"]
     assert np.mean(v["model"]["mae"]) < np.mean(v["persistence"]["mae"])
     assert v["model"]["mae"][-1] < v["persistence"]["mae"][-1]  # 6 h ahead: the cycle is learnt
@@ -168,3 +169,29 @@ def test_architectures_output_nonnegative_horizons(arch):
     model = build_model(cfg, F, (40.0, 30.0))
     out = artifacts.predict(model, problem()[0] * 50)
     assert out.shape == (70, H) and (out >= 0).all()
+
+
+def test_resume_continues_from_the_last_epoch_checkpoint(synth_store, monkeypatch):
+    cfg = tiny_config(epochs=3)
+    steps, calls = None, {"n": 0}
+    real = Loop.train_step
+
+    def preempted(self, batch):  # the job is killed during epoch 2
+        calls["n"] += 1
+        if calls["n"] > steps:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    from aqi.store import read_station
+    from aqi.windows import build_windows
+
+    w = build_windows(read_station(synth_store, "Synth"), cfg.window, "Asia/Shanghai")
+    steps = -(-len(w.part("train")) // cfg.train.batch_size)
+    monkeypatch.setattr(Loop, "train_step", preempted)
+    with pytest.raises(KeyboardInterrupt):
+        train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
+    monkeypatch.setattr(Loop, "train_step", real)
+    said = []
+    meta = train_station(synth_store, "Synth", cfg, quiet=True, resume=True, echo=said.append)
+    assert any("resumed from" in s and "(epoch 1)" in s for s in said)
+    assert meta["epochs_run"] == [2]  # epochs 2 and 3 only
