@@ -208,6 +208,65 @@ def train(
         )
 
 
+@app.command()
+@user_errors
+def evaluate(
+    station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")] = "all",
+    standard: Annotated[str | None, Opt(help="Score levels with another standard.")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+) -> None:
+    """Score the model against persistence, seasonal naive, climatology and GBM on the test split."""
+    from aqi.artifacts import trained_stations
+    from aqi.plots import evaluation_report
+
+    names = trained_stations(data_dir()) if station == "all" else [station]
+    if not names:
+        raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
+    summary = evaluation_report(data_dir(), names, standard, (lambda *_: None) if quiet else typer.echo)
+    from aqi.report import evaluation_table
+
+    evaluation_table(summary)
+    typer.echo(f"reports in {data_dir() / 'reports' / 'evaluate'}")
+
+
+@app.command()
+@user_errors
+def forecast(
+    station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")],
+    at: Annotated[
+        str | None, Opt(help="Issue time (local) for backtesting, e.g. 2016-12-01T08:00.")
+    ] = None,
+    fmt: Annotated[str, Opt("--format", help="table, csv or json")] = "table",
+    output: Annotated[Path | None, Opt(help="Write to this file instead of the terminal.")] = None,
+    standard: Annotated[str | None, Opt(help="AQI standard for levels (default: the model's).")] = None,
+) -> None:
+    """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
+    if fmt not in ("table", "csv", "json"):
+        raise AqiError(f"--format {fmt!r}: use table, csv or json")
+    from aqi.forecast import forecast_stations
+
+    results = forecast_stations(data_dir(), station, at, standard)
+    if fmt == "table" and output is None:
+        from aqi.report import forecast_table
+
+        for r in results:
+            forecast_table(r)
+        return
+    from aqi.report import forecast_csv
+
+    text = forecast_csv(results) if fmt == "csv" else json.dumps(results, indent=2, ensure_ascii=False)
+    if output is None:
+        typer.echo(text)
+        return
+    from aqi.store import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(output, text.encode())
+    except OSError as e:
+        raise AqiError(f"--output {output}: cannot write ({e.strerror})") from None
+    typer.echo(f"wrote {output}")
+
+
 def _avg(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 

@@ -47,3 +47,72 @@ def standard_table(std) -> None:
         idx = f"{segs[0][2]:g}–{segs[-1][3]:g}" if segs else str(k + 1)
         t.add_row(str(k), f"[on {std.colors[k]}] [/] {name}", rng, idx)
     console.print(t)
+
+
+def forecast_table(result: dict) -> None:
+    """One station's forecast as a rich table, each row coloured by its level."""
+    from aqi.levels import get_standard
+
+    std = get_standard(result["standard"])
+    t = Table(
+        title=f"{result['station']}: PM2.5 forecast issued {result['issued_at']} ({result['standard']})"
+    )
+    has_q = "quantiles" in result["forecasts"][0]
+    cols = ["time (local)", "h", "PM2.5 µg/m³"] + (["p10–p90"] if has_q else []) + ["AQI", "level"]
+    cols += [f"P(≥ {std.names[std.unhealthy]})"] if has_q else []
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("time (local)", "level") else "right")
+    for r in result["forecasts"]:
+        q = list(r.get("quantiles", {}).values())
+        cells = [r["target_time"][:16].replace("T", " "), str(r["horizon"]), f"{r['pm25']:.1f}"]
+        cells += [f"{q[0]:.0f}–{q[-1]:.0f}"] if has_q else []
+        cells += [str(r["aqi"]), f"[on {r['color']}]  [/] {r['level']} {r['level_name']}"]
+        cells += [f"{r['p_level_at_least'][str(std.unhealthy)]:.0%}"] if has_q else []
+        t.add_row(*cells)
+    console.print(t)
+
+
+def forecast_csv(results: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    qs = list(results[0]["forecasts"][0].get("quantiles", {}))
+    w.writerow(
+        ["station", "issued_at", "target_time", "horizon", "pm25", "aqi", "level", "level_name", "color"]
+        + [f"q{q}" for q in qs]
+    )
+    for res in results:
+        for r in res["forecasts"]:
+            w.writerow(
+                [
+                    res["station"],
+                    res["issued_at"],
+                    r["target_time"],
+                    r["horizon"],
+                    r["pm25"],
+                    r["aqi"],
+                    r["level"],
+                    r["level_name"],
+                    r["color"],
+                ]
+                + [r["quantiles"][q] for q in qs]
+            )
+    return buf.getvalue()
+
+
+def evaluation_table(summary: dict) -> None:
+    """Per station: mean MAE and level accuracy over horizons, model vs baselines."""
+    t = Table(title="Test-split evaluation (means over horizons; MAE µg/m³)")
+    methods = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
+    t.add_column("station")
+    for m in methods:
+        t.add_column(f"{m} MAE", justify="right")
+    for m in ("model", "gbm", "persistence"):
+        t.add_column(f"{m} acc", justify="right")
+    for st, r in summary.items():
+        best = min(methods, key=lambda m: r[m]["mae"])
+        maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]
+        t.add_row(st, *maes, *(f"{r[m]['level_accuracy']:.3f}" for m in ("model", "gbm", "persistence")))
+    console.print(t)
