@@ -2,7 +2,7 @@
 
 The JSON schema (one object per station) is stable for batch jobs:
   {"station", "issued_at" (origin, local ISO 8601), "standard", "unit": "µg/m³",
-   "model": {"path", "trained_range": [first, last origin], "sha256"},
+   "model": {"path", "trained_range": [first origin, end of the train split], "sha256"},
    "forecasts": [{"target_time", "horizon", "pm25", "aqi", "level", "level_name", "color",
                   ("quantiles": {"0.1": …}, "p_level_at_least": {"2": …}) with a quantile head}]}
 """
@@ -42,7 +42,7 @@ def forecast_station(
         "unit": "µg/m³",
         "model": {
             "path": str(artifacts.model_dir(data_dir, station) / "model.keras"),
-            "trained_range": [meta["data"]["first_origin"], meta["data"]["last_origin"]],
+            "trained_range": [meta["data"]["first_origin"], meta["split"]["train_end"]],
             "sha256": meta.get("model_sha256"),
         },
         "forecasts": rows,
