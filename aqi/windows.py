@@ -208,7 +208,8 @@ def window_at(
     end = grid.index[-1]
     origin = end if at is None else at.tz_convert("UTC").floor("h")
     if not grid.index[0] <= origin <= end:
-        raise AqiError(f"--at {at}: outside the data ({grid.index[0]} .. {end} UTC)")
+        first, last = (t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M") for t in (grid.index[0], end))
+        raise AqiError(f"--at {at.tz_convert(tz):%Y-%m-%dT%H:%M}: outside the data ({first} .. {last})")
     inp, _ = window_offsets(cfg.lookback, cfg.horizon)
     pos = grid.index.get_loc(origin) + inp
     if pos[0] < 0:

@@ -4,12 +4,12 @@ set -euo pipefail
 AQI=${AQI:-aqi}
 STATION=${STATION:-Aotizhongxin}
 src=$(bash "$(dirname "$0")/raw_source.sh" "$AQI")
-echo "== ingest $src"
+echo "== aqi ingest $src"
 "$AQI" ingest "$src"
 "$AQI" stations
-for cmd in train forecast evaluate; do
-  if "$AQI" "$cmd" --help >/dev/null 2>&1; then
-    echo "== $cmd $STATION"
-    "$AQI" "$cmd" --station "$STATION"
-  fi
-done
+echo "== aqi train --station $STATION"
+"$AQI" train --station "$STATION"
+echo "== aqi forecast --station $STATION"
+"$AQI" forecast --station "$STATION"
+echo "== aqi evaluate --station $STATION"
+"$AQI" evaluate --station "$STATION"

@@ -1,0 +1,145 @@
+"""Evaluation against baselines, and forecasting, on a tiny trained model of synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_config
+from test_windows import TZ, series
+from typer.testing import CliRunner
+
+from aqi import baselines
+from aqi.cli import app
+from aqi.config import WindowConfig
+from aqi.evaluate import METHODS, evaluate_station, score
+from aqi.levels import STANDARDS
+from aqi.trainer import train_station
+from aqi.windows import build_windows, complete_grid
+
+runner = CliRunner()
+US = STANDARDS["us-epa-2024"]
+
+
+@pytest.fixture(scope="module")
+def trained(synth_store):
+    train_station(synth_store, "Synth", tiny_config(epochs=2), quiet=True, echo=lambda *a: None)
+    return synth_store
+
+
+def test_baselines_use_only_the_past_and_the_train_split():
+    cfg = WindowConfig(
+        lookback=4,
+        horizon=30,
+        train_end="2016-01-04 23:00",
+        val_end="2016-01-06 23:00",
+        test_end="2016-01-10 23:00",
+    )
+    df = series(24 * 10)  # PM2.5 at hour i is i + 1
+    w = build_windows(df, cfg, TZ)
+    grid = complete_grid(df)
+    pos = (w.last_pm25 - 1).astype(int)  # origin positions
+    sn = baselines.seasonal_naive(w, grid, TZ, 3)
+    ok = pos >= 24
+    assert (sn[ok, 0] == pos[ok] + 1 + 1 - 24).all()  # h=1: t+1-24
+    assert (sn[ok, 26] == pos[ok] + 1 + 27 - 48).all()  # h=27: t+27-48
+    assert (sn[:, :24] <= w.last_pm25[:, None]).all()  # never a value after the origin
+    assert (baselines.persistence(w) == w.last_pm25[:, None]).all()
+    clim = baselines.climatology(w, grid, TZ, pd.Timestamp(cfg.train_end, tz=TZ))
+    assert clim.max() <= 96  # the train split holds hours 1..96 only
+
+
+def test_scores_on_a_known_case():
+    y = np.array([[10.0], [40.0], [60.0], [np.nan]])
+    p = np.array([[12.0], [20.0], [70.0], [5.0]])
+    s = score(y, p, US)
+    assert s["mae"] == [pytest.approx(32 / 3, abs=1e-3)]
+    assert s["level_accuracy"] == [pytest.approx(2 / 3, abs=1e-4)]
+    # unhealthy = level ≥ 2 (≥ 35.5): observed 40, 60; forecast 70 → 1 hit, 1 miss, 0 false alarms
+    assert (s["pod"], s["far"], s["csi"]) == ([0.5], [0.0], [0.5])
+
+
+def test_evaluate_scores_every_method_on_the_same_pairs(trained):
+    m = evaluate_station(trained, "Synth")
+    assert set(m["methods"]) == set(METHODS) and m["horizons"] == list(range(1, 7))
+    for v in m["methods"].values():
+        assert len(v["mae"]) == 6 and len(v["level_accuracy"]) == 6
+    p = pd.read_parquet(trained / "reports" / "evaluate" / "Synth" / "predictions.parquet")
+    assert len(p) == m["test"]["windows"] * 6
+    assert p[list(METHODS)].notna().all().all()
+    assert (p["target_time"] - p["origin"] == pd.to_timedelta(p["horizon"], unit="h")).all()
+    assert m["methods"]["model"]["mae"][-1] < m["methods"]["climatology"]["mae"][-1]
+
+
+def test_cli_evaluate_writes_report(trained):
+    r = runner.invoke(app, ["--data-dir", str(trained), "evaluate", "--station", "Synth", "-q"])
+    assert r.exit_code == 0, r.output
+    root = trained / "reports" / "evaluate"
+    assert "Synth" in json.loads((root / "summary.json").read_text())
+    assert "| Synth |" in (root / "summary.md").read_text()
+    for png in ("mae_vs_horizon", "level_accuracy_vs_horizon", "confusion", "fortnight"):
+        assert (root / "Synth" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_forecast_json_schema_and_backtest(trained):
+    r = runner.invoke(
+        app,
+        [
+            "--data-dir",
+            str(trained),
+            "forecast",
+            "--station",
+            "Synth",
+            "--format",
+            "json",
+            "--at",
+            "2016-04-10T08:00",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    [res] = json.loads(r.output)
+    assert set(res) == {"station", "issued_at", "standard", "unit", "model", "forecasts"}
+    assert res["issued_at"] == "2016-04-10T08:00:00+08:00"
+    rows = res["forecasts"]
+    assert [x["horizon"] for x in rows] == list(range(1, 7))
+    assert rows[0]["target_time"] == "2016-04-10T09:00:00+08:00"
+    for x in rows:
+        assert x["level"] == int(np.searchsorted(US.edges, np.floor(x["pm25"] * 10) / 10, "right"))
+        assert x["level_name"] == US.names[x["level"]] and x["pm25"] >= 0
+
+
+def test_forecast_table_csv_and_output_file(trained, tmp_path):
+    r = runner.invoke(app, ["--data-dir", str(trained), "forecast", "--station", "Synth"])
+    assert r.exit_code == 0 and "PM2.5 forecast" in r.output
+    out = tmp_path / "f.csv"
+    r = runner.invoke(
+        app,
+        [
+            "--data-dir",
+            str(trained),
+            "forecast",
+            "--station",
+            "all",
+            "--format",
+            "csv",
+            "--output",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0 and out.read_text().count("\n") == 7
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--station", "Nope"], "run `aqi train --station Nope`"),
+        (["--station", "Synth", "--at", "2031-01-01T00:00"], "--at 2031-01-01T00:00: outside the data"),
+        (["--station", "Synth", "--at", "yesterday-ish"], "--at 'yesterday-ish': not a time"),
+        (["--station", "Synth", "--format", "xml"], "--format 'xml'"),
+    ],
+)
+def test_forecast_errors(trained, args, message):
+    r = runner.invoke(app, ["--data-dir", str(trained), "forecast", *args])
+    assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
