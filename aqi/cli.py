@@ -16,7 +16,18 @@ import typer
 
 from aqi.config import AqiError, default_data_dir
 
-app = typer.Typer(
+class AqiTyper(typer.Typer):
+    """The `aqi` console entry: TensorFlow's native stderr lines are routed away before any import
+    (tests call the click command directly and are unaffected)."""
+
+    def __call__(self, *args, **kwargs):
+        from aqi.tfboot import route_native_stderr
+
+        route_native_stderr()
+        return super().__call__(*args, **kwargs)
+
+
+app = AqiTyper(
     help="PM2.5 air-quality forecasting: ingest, train, forecast, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

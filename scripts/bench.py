@@ -1,0 +1,121 @@
+"""`make bench`: speed and memory figures, each ratio measured within one run of this script.
+
+Rows (written to DATA_DIR/reports/bench.json and printed):
+  ingest          all 12 Beijing CSVs → a fresh store: wall time, peak RSS (target ≤ 3 s, ≤ 1 GiB)
+  loop_vs_fit     samples/s of our loop vs model.fit, same model/data/batch, strategy of --device auto
+  train_station   `aqi train --station Aotizhongxin` with defaults: wall, peak RSS (≤ 60 s, ≤ 2 GiB)
+  train_all       `aqi train --station all` wall time (≤ 10 min); skipped with --quick
+  forecast        `aqi forecast` one station / all, vs `import tensorflow` (≤ TF import + 1 s; ≤ 10 s)
+  lbfgs           validation loss of Adam alone vs Adam + L-BFGS-B fine-tuning at equal wall time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AQI = [sys.executable, "-m", "aqi"]
+STATION = "Aotizhongxin"
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall seconds and peak RSS (MiB) of one child process, from wait4's rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
+def raw_source() -> str:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "raw_source.sh"), "aqi"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def bench_ingest(data_dir: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        row = run_measured([*AQI, "--data-dir", tmp, "ingest", raw_source(), "-q"])
+    row["targets"] = "≤ 3 s, ≤ 1024 MiB"
+    # the bench's own store, reused by the rows below
+    subprocess.run([*AQI, "--data-dir", str(data_dir), "ingest", raw_source(), "-q"], check=True)
+    return row
+
+
+def bench_train(data_dir: Path, quick: bool) -> dict:
+    out = {"train_station": run_measured([*AQI, "--data-dir", str(data_dir), "train", "--station",
+                                          STATION, "-q"]) | {"targets": "≤ 60 s, ≤ 2048 MiB"}}
+    if not quick:
+        out["train_all"] = run_measured([*AQI, "--data-dir", str(data_dir), "train", "--station",
+                                         "all", "-q"]) | {"targets": "≤ 600 s"}
+    return out
+
+
+def bench_forecast(data_dir: Path) -> dict:
+    tf_import = min(run_measured([sys.executable, "-c", "import tensorflow"])["wall_s"] for _ in range(2))
+    one = min(run_measured([*AQI, "--data-dir", str(data_dir), "forecast", "--station", STATION])["wall_s"]
+              for _ in range(2))
+    every = run_measured([*AQI, "--data-dir", str(data_dir), "forecast", "--station", "all",
+                          "--format", "json"])["wall_s"]
+    return {"tf_import_s": tf_import, "one_station_s": one, "all_stations_s": every,
+            "one_minus_tf_import_s": round(one - tf_import, 2),
+            "targets": "one ≤ TF import + 1 s; all ≤ 10 s"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=Path("data"))
+    ap.add_argument("--quick", action="store_true", help="skip the 12-station training row")
+    ap.add_argument("--device", default="auto", help="device for the loop_vs_fit row")
+    ap.add_argument("--only", default="", help="comma-separated rows to run")
+    args = ap.parse_args()
+    bench_dir = args.data_dir / "bench"
+    rows = {}
+    only = set(filter(None, args.only.split(",")))
+    want = lambda name: not only or name in only  # noqa: E731
+    if want("ingest"):
+        rows["ingest"] = bench_ingest(bench_dir)
+    if want("loop_vs_fit"):
+        rows["loop_vs_fit"] = json.loads(subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bench_loop.py"), str(bench_dir), args.device],
+            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    if want("train"):
+        rows |= bench_train(bench_dir, args.quick)
+    if want("forecast"):
+        rows["forecast"] = bench_forecast(bench_dir)
+    if want("lbfgs"):
+        rows["lbfgs"] = json.loads(subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bench_lbfgs.py"), str(bench_dir)],
+            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    report(args.data_dir / "reports" / "bench.json", rows)
+
+
+def report(path: Path, rows: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from aqi.store import atomic_write_bytes
+
+    old = json.loads(path.read_text()) if path.exists() else {}
+    merged = old | rows | {"_machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    atomic_write_bytes(path, json.dumps(merged, indent=2).encode())
+    t = Table(title=f"aqi bench ({path})")
+    t.add_column("row")
+    t.add_column("figures")
+    for name, row in rows.items():
+        t.add_row(name, ", ".join(f"{k}={v}" for k, v in row.items()))
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()
