@@ -36,17 +36,29 @@ def seasonal_naive(w: Windows, grid: pd.DataFrame, tz: str, max_gap: int) -> np.
 
 
 def climatology(w: Windows, grid: pd.DataFrame, tz: str, train_end: pd.Timestamp) -> np.ndarray:
+    """(N, H) train-split mean PM2.5 by (month, hour of day) of each target time."""
+    return _by_month_hour(w, grid, tz, train_end, lambda g: g.mean())[..., 0]
+
+
+def climatology_quantiles(
+    w: Windows, grid: pd.DataFrame, tz: str, train_end: pd.Timestamp, quantiles
+) -> np.ndarray:
+    """(N, H, Q) train-split quantiles of PM2.5 by (month, hour of day): the probabilistic baseline."""
+    return _by_month_hour(w, grid, tz, train_end, lambda g: g.quantile(list(quantiles)).unstack())
+
+
+def _by_month_hour(w: Windows, grid: pd.DataFrame, tz: str, train_end, stat) -> np.ndarray:
     local = grid.index.tz_convert(tz)
-    train = grid["pm25"][local <= train_end]
+    train = grid["pm25"][(local <= train_end) & grid["pm25"].notna().to_numpy()]
     tl = train.index.tz_convert(tz)
-    table = train.groupby([tl.month, tl.hour]).mean()
-    overall = float(train.mean())
+    table = pd.DataFrame(stat(train.groupby([tl.month, tl.hour])))
+    fallback = pd.DataFrame(stat(train.groupby(np.zeros(len(train), int)))).to_numpy()[0]
     _, tgt = window_offsets(1, w.y.shape[1])
     times = w.origin.tz_convert("UTC").tz_localize(None).to_numpy()[:, None] + tgt.astype("m8[h]")
     t = pd.DatetimeIndex(times.ravel()).tz_localize("UTC").tz_convert(tz)
-    keys = pd.MultiIndex.from_arrays([t.month, t.hour])
-    vals = table.reindex(keys).to_numpy()
-    return np.where(np.isnan(vals), overall, vals).reshape(times.shape).astype(np.float32)
+    vals = table.reindex(pd.MultiIndex.from_arrays([t.month, t.hour])).to_numpy()
+    vals = np.where(np.isnan(vals), fallback, vals)
+    return vals.reshape(*times.shape, -1).astype(np.float32)
 
 
 def lag_features(w: Windows) -> np.ndarray:

@@ -16,6 +16,7 @@ import typer
 
 from aqi.config import AqiError, default_data_dir
 
+
 class AqiTyper(typer.Typer):
     """The `aqi` console entry: TensorFlow's native stderr lines are routed away before any import
     (tests call the click command directly and are unaffected)."""
@@ -187,7 +188,13 @@ def train(
     members: Annotated[int | None, Opt(help="Ensemble members (averaged).")] = None,
     head: Annotated[str | None, Opt(help="point|quantile")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
-    finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,
+    finetune_lbfgs: Annotated[
+        int | None,
+        Opt(
+            help="L-BFGS-B iterations after the first-order phase (with --optimizer lbfgs: its "
+            "iterations, default 200)."
+        ),
+    ] = None,
     seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,
     device: Annotated[str | None, Opt(help="auto|cpu|gpu|gpu:0,1|cpus:N")] = None,
     resume: Annotated[bool, Opt(help="Continue from the last epoch checkpoint.")] = False,

@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from aqi import artifacts, baselines
 from aqi.config import AqiError
-from aqi.levels import Standard, get_standard, level
+from aqi.levels import Standard, exceedance_probability, get_standard, level
 from aqi.store import atomic_write_bytes, read_station
 from aqi.windows import Windows, build_windows, complete_grid, split_dates
 
@@ -77,13 +77,37 @@ def daily_accuracy(w: Windows, pred: np.ndarray, std: Standard, tz: str) -> floa
     return round(float((obs == level(p[enough].mean(1), std)).mean()), 4)
 
 
+def probabilistic_scores(y: np.ndarray, q: np.ndarray, quantiles, std: Standard) -> dict:
+    """Per horizon: coverage and mean width (µg/m³) of the outer-quantile interval, pinball loss
+    per quantile (µg/m³), and the Brier score of P(level ≥ unhealthy)."""
+    ok = np.isfinite(y)
+    y0 = np.where(ok, y, 0.0)
+    n = np.maximum(ok.sum(0), 1)
+    inside = (y0 >= q[..., 0]) & (y0 <= q[..., -1]) & ok
+    err = y0[..., None] - q
+    pin = np.maximum(np.asarray(quantiles) * err, (np.asarray(quantiles) - 1) * err)
+    p = exceedance_probability(quantiles, q, std.edges[std.unhealthy - 1])
+    event = (level(np.where(ok, y, np.nan), std) >= std.unhealthy).astype(float)
+    return {
+        "interval": [quantiles[0], quantiles[-1]],
+        "coverage": (inside.sum(0) / n).round(4).tolist(),
+        "width": (((q[..., -1] - q[..., 0]) * ok).sum(0) / n).round(2).tolist(),
+        "pinball": {
+            f"{qq:g}": ((pin[..., i] * ok).sum(0) / n).round(3).tolist()
+            for i, qq in enumerate(quantiles)
+        },
+        "brier": ((((p - event) ** 2) * ok).sum(0) / n).round(4).tolist(),
+    }
+
+
 def point(pred: np.ndarray) -> np.ndarray:
     """(N, H) point forecast: the prediction itself, or the median quantile of a (N, H, Q) head."""
     return pred[..., pred.shape[-1] // 2] if pred.ndim == 3 else pred
 
 
-def station_forecasts(data_dir: Path, station: str) -> tuple[Windows, dict[str, np.ndarray], dict]:
-    """Test-split windows and every method's (N, H) forecast (model: raw head output)."""
+def station_forecasts(data_dir: Path, station: str):
+    """Test-split windows, every method's forecast (model: raw head output), the meta, and for a
+    quantile head the (N, H, Q) quantiles of the model and of climatology."""
     model, meta = artifacts.load(data_dir, station)
     cfg, tz = artifacts.config_of(meta), meta["timezone"]
     window = cfg.window.__class__(**{**cfg.window.__dict__, **_split(meta)})
@@ -101,7 +125,15 @@ def station_forecasts(data_dir: Path, station: str) -> tuple[Windows, dict[str, 
         "climatology": baselines.climatology(test, grid, tz, train_end),
         "gbm": baselines.predict_gbm(baselines.fit_gbm(train, cfg.train.seed), test),
     }
-    return test, preds, meta
+    quantiles = {}
+    if preds["model"].ndim == 3:
+        quantiles = {
+            "model": preds["model"],
+            "climatology": baselines.climatology_quantiles(
+                test, grid, tz, train_end, cfg.model.quantiles
+            ),
+        }
+    return test, preds, meta, quantiles
 
 
 def _split(meta: dict) -> dict:
@@ -113,7 +145,7 @@ def _split(meta: dict) -> dict:
 
 def evaluate_station(data_dir: Path, station: str, standard: str | None = None) -> dict:
     """Score every method on the test split; write metrics.json and predictions.parquet."""
-    test, preds, meta = station_forecasts(data_dir, station)
+    test, preds, meta, quantiles = station_forecasts(data_dir, station)
     std = get_standard(standard or meta["standard"])
     points = {m: point(p) for m, p in preds.items()}
     horizons = list(range(1, test.y.shape[1] + 1))
@@ -138,6 +170,11 @@ def evaluate_station(data_dir: Path, station: str, standard: str | None = None) 
         "levels": list(std.names),
         "unhealthy_level": std.unhealthy,
     }
+    if quantiles:
+        qs = artifacts.config_of(meta).model.quantiles
+        metrics["probabilistic"] = {
+            m: probabilistic_scores(test.y, q, qs, std) for m, q in quantiles.items()
+        }
     out = report_dir(data_dir, station)
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     _write_predictions(out / "predictions.parquet", station, test, points)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from aqi import artifacts
 from aqi.config import AqiError
-from aqi.levels import Standard, get_standard, index_value, level
+from aqi.levels import Standard, exceedance_probability, get_standard, index_value, level
 from aqi.store import read_station, stations
 from aqi.windows import window_at
 
@@ -68,16 +68,11 @@ def _row(t: pd.Timestamp, h: int, p: np.ndarray, quantiles, std: Standard) -> di
 
 
 def exceedance(quantiles: np.ndarray, values: np.ndarray, std: Standard) -> dict[str, float]:
-    """P(PM2.5 reaches level k) for each k ≥ the unhealthy level, from the predictive quantiles by
-    linear interpolation of the CDF between them; beyond the outer quantiles the CDF is put at the
-    middle of the tail mass (q_lo / 2, 1 - (1 - q_hi) / 2)."""
-    out = {}
-    lo, hi = quantiles[0] / 2, 1 - (1 - quantiles[-1]) / 2
-    for k in range(std.unhealthy, std.n_levels):
-        edge = std.edges[k - 1]
-        cdf = float(np.interp(edge, values, quantiles, left=lo, right=hi))
-        out[str(k)] = round(1.0 - cdf, 3)
-    return out
+    """P(PM2.5 reaches level k), k from the unhealthy level up (levels.exceedance_probability)."""
+    return {
+        str(k): round(float(exceedance_probability(quantiles, values, std.edges[k - 1])), 3)
+        for k in range(std.unhealthy, std.n_levels)
+    }
 
 
 def _parse_at(at: str, tz: str) -> pd.Timestamp:

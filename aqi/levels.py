@@ -319,3 +319,21 @@ def _standard_from_doc(doc: dict, path: Path) -> Standard:
         unhealthy,
         False,
     )
+
+
+def exceedance_probability(quantiles, values, threshold: float) -> np.ndarray:
+    """P(c ≥ threshold) from predictive quantiles: values (..., Q) at probability levels
+    `quantiles` (Q,), increasing. The CDF is linear between quantiles; beyond the outer ones it is put
+    at the middle of the tail mass (q_lo / 2, 1 - (1 - q_hi) / 2)."""
+    q = np.asarray(quantiles, np.float64)
+    v = np.asarray(values, np.float64)
+    k = (v <= threshold).sum(-1)  # quantiles at or below the threshold
+    i = np.clip(k, 1, len(q) - 1)
+    v0, v1 = (
+        np.take_along_axis(v, (i - 1)[..., None], -1)[..., 0],
+        np.take_along_axis(v, i[..., None], -1)[..., 0],
+    )
+    frac = np.clip((threshold - v0) / np.maximum(v1 - v0, 1e-9), 0, 1)
+    cdf = q[i - 1] + frac * (q[i] - q[i - 1])
+    cdf = np.where(k == 0, q[0] / 2, np.where(k == len(q), 1 - (1 - q[-1]) / 2, cdf))
+    return 1.0 - cdf

@@ -61,6 +61,7 @@ class LevelLoss(keras.losses.Loss):
         scale=20.0,
         y_scale=1.0,
         y_shift=0.0,
+        quantiles=(),
         name="level_loss",
         reduction="sum_over_batch_size",
     ):
@@ -69,6 +70,7 @@ class LevelLoss(keras.losses.Loss):
         self.tau = [float(t) for t in tau] if isinstance(tau, list | tuple) else float(tau)
         self.alpha, self.scale = float(alpha), float(scale)
         self.y_scale, self.y_shift = float(y_scale), float(y_shift)
+        self.quantiles = [float(q) for q in quantiles]  # set: y_pred is (batch, H, Q) quantiles
 
     @classmethod
     def from_standard(cls, std: Standard, cfg: LossConfig, **kw) -> LevelLoss:
@@ -84,9 +86,22 @@ class LevelLoss(keras.losses.Loss):
         return lvl * mask, tf.abs(y - p) / self.scale * mask, mask
 
     def call(self, y_true, y_pred):
-        lvl, mae, _ = self.terms(y_true, y_pred)
+        median = y_pred[..., len(self.quantiles) // 2] if self.quantiles else y_pred
+        lvl, mae, _ = self.terms(y_true, median)
         per_h = self.alpha * lvl + (1.0 - self.alpha) * mae
+        if self.quantiles:
+            per_h += self.pinball(y_true, y_pred)
         return tf.reduce_mean(per_h, axis=-1)  # (batch,)
+
+    def pinball(self, y_true, y_pred):
+        """(batch, H): pinball loss averaged over the quantiles, / scale; missing targets 0."""
+        q = tf.constant(self.quantiles, tf.float32)
+        y_pred = tf.cast(y_pred, tf.float32) * self.y_scale + self.y_shift
+        y = tf.cast(y_true, tf.float32)
+        m = tf.math.is_finite(y)
+        err = tf.where(m, y, 0.0)[..., None] - y_pred  # (batch, H, Q)
+        loss = tf.reduce_mean(tf.maximum(q * err, (q - 1.0) * err), axis=-1) / self.scale
+        return tf.where(m, loss, 0.0)
 
     def get_config(self):
         return {

@@ -3,8 +3,8 @@
 Input (batch, L, F) scaled features; output (batch, H) PM2.5 in µg/m³, or (batch, H, Q) quantiles.
 With `residual`, the network predicts a correction to persistence: ŷ = relu(c_t + σ·δ), c_t the
 PM2.5 at the origin (µg/m³, un-scaled inside the graph) and σ the train-split PM2.5 standard deviation.
-The quantile head adds non-negative (softplus) increments to the lowest quantile, so quantiles
-never cross.
+The quantile head adds non-negative (softplus) increments, bounded above, to the lowest quantile,
+so quantiles never cross and the spread cannot diverge.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class MonotoneQuantiles(layers.Layer):
 
     def call(self, raw):
         r = ops.reshape(raw, (-1, self.horizon, self.n_quantiles))
-        steps = ops.concatenate([r[..., :1], ops.softplus(r[..., 1:])], axis=-1)
+        # increments bounded to (0, 50) in units of σ(PM2.5): a runaway spread cannot overflow
+        steps = ops.concatenate([r[..., :1], ops.minimum(ops.softplus(r[..., 1:]), 50.0)], axis=-1)
         return ops.cumsum(steps, axis=-1)
 
     def get_config(self):

@@ -64,6 +64,16 @@ def _summary_row(m: dict) -> dict:
         .round(4)
         .tolist(),
     }
+    if "probabilistic" in m:
+        p, c = m["probabilistic"]["model"], m["probabilistic"]["climatology"]
+        row["probabilistic"] = {
+            "interval": p["interval"],
+            "coverage": round(float(np.mean(p["coverage"])), 4),
+            "width": round(float(np.mean(p["width"])), 2),
+            "brier": round(float(np.mean(p["brier"])), 4),
+            "climatology_brier": round(float(np.mean(c["brier"])), 4),
+            "brier_below_climatology_every_horizon": bool(np.all(np.array(p["brier"]) < c["brier"])),
+        }
     return row
 
 

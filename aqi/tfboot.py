@@ -53,5 +53,6 @@ def route_native_stderr() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stderr = io.TextIOWrapper(io.FileIO(saved, "w"), encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(saved, "w"), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )

@@ -34,6 +34,7 @@ class History:
     step_losses: list[float] = field(default_factory=list)  # every step, for parity checks
     best_epoch: int = -1
     samples_per_s: float = 0.0
+    lbfgs: dict | None = None  # L-BFGS-B fine-tuning summary, when run
 
 
 def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

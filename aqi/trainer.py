@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from aqi import artifacts
 from aqi.config import AqiError, Config, validate
 from aqi.devices import select_strategy
+from aqi.lbfgs import lbfgs_fit
 from aqi.levels import get_standard, level
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
@@ -117,16 +118,33 @@ class Job:
         self.steps = -(-len(tr) // cfg.train.batch_size)
         self.val_ds = strategy.experimental_distribute_dataset(dataset(va.x, va.y, 4096, False, 0))
 
+    def loss(self) -> LevelLoss:
+        m = self.cfg.model
+        return LevelLoss.from_standard(
+            self.std, self.cfg.loss, quantiles=m.quantiles if m.head == "quantile" else ()
+        )
+
     def member(self, k: int, resume: bool, echo):
-        """Train member k (seed + k), or take it whole from a finished checkpoint on --resume."""
-        cfg, t = self.cfg, self.cfg.train
+        """Member k (seed + k): first-order training, then optional L-BFGS-B fine-tuning."""
+        t, loss = self.cfg.train, self.loss()
         tf.keras.utils.set_random_seed(t.seed + k)
         with self.strategy.scope():
             model = build_model(
-                cfg, len(self.w.features), (float(self.w.scaler.mean[0]), float(self.w.scaler.std[0]))
+                self.cfg,
+                len(self.w.features),
+                (float(self.w.scaler.mean[0]), float(self.w.scaler.std[0])),
             )
+        hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k, resume, echo)
+        if t.optimizer == "lbfgs" or t.finetune_lbfgs:
+            hist.lbfgs = self._lbfgs(model, loss, k, echo)
+        return model, hist
+
+    def _first_order(self, model, loss, k: int, resume: bool, echo) -> History:
+        """The custom loop, checkpointed each epoch; a finished checkpoint is taken whole on --resume."""
+        cfg, t = self.cfg, self.cfg.train
+        with self.strategy.scope():
             optimizer = make_optimizer(t, self.steps)
-            loop = Loop(model, optimizer, LevelLoss.from_standard(self.std, cfg.loss), self.strategy)
+            loop = Loop(model, optimizer, loss, self.strategy)
             ckpt = tf.train.Checkpoint(
                 model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
             )
@@ -136,18 +154,70 @@ class Job:
         manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
         start = _resume(ckpt, manager, echo) if resume else 0
         if bool(ckpt.done.numpy()):
-            return model, History(best_epoch=int(ckpt.epoch.numpy()) - 1)
+            return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
         train_ds = self.strategy.experimental_distribute_dataset(
             dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
         )
-        on_epoch = self._on_epoch(ckpt, manager, k)
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
         with Bar(self.steps, t.epochs, self.quiet, label) as bar:
             bar.done = start
-            hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar)
+            hist = fit(
+                loop,
+                train_ds,
+                self.val_ds,
+                t,
+                len(self.tr),
+                start,
+                self._on_epoch(ckpt, manager, k),
+                bar,
+            )
         ckpt.done.assign(True)
         manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
-        return model, hist
+        return hist
+
+    def _lbfgs(self, model, loss, k: int, echo) -> dict:
+        """Full-batch L-BFGS-B on up to lbfgs_max_samples train windows; kept only if the
+        validation loss improves (the best weights are kept either way)."""
+        t = self.cfg.train
+        iters = t.finetune_lbfgs or 200
+        rng = np.random.default_rng(t.seed + k)
+        pick = rng.permutation(len(self.tr))[: t.lbfgs_max_samples]
+        before, weights = self._val_loss(model, loss), model.get_weights()
+        with Progress(
+            TextColumn(f"L-BFGS-B member {k + 1}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            disable=self.quiet,
+        ) as bar:
+            task = bar.add_task("", total=iters, info="")
+            res = lbfgs_fit(
+                model,
+                loss,
+                self.tr.x[pick],
+                self.tr.y[pick],
+                iters,
+                on_iteration=lambda i, v: bar.update(task, completed=i, info=f"loss {v:.4f}"),
+            )
+        after = self._val_loss(model, loss)
+        if not after < before:
+            model.set_weights(weights)
+        echo(
+            f"L-BFGS-B member {k + 1}: {res.iterations} iterations in {res.seconds:.1f} s, "
+            f"val loss {before:.4f} → {after:.4f}{'' if after < before else ' (not kept)'}"
+        )
+        return {
+            "iterations": res.iterations,
+            "seconds": round(res.seconds, 2),
+            "val_before": before,
+            "val_after": after,
+            "kept": bool(after < before),
+            "train_losses": res.losses,
+        }
+
+    def _val_loss(self, model, loss) -> float:
+        pred = artifacts.predict(model, self.va.x)
+        return float(np.mean(loss.call(self.va.y, pred)))
 
     def _on_epoch(self, ckpt, manager, k: int):
         writer = (
@@ -220,7 +290,7 @@ def _meta(station, cfg, w: Windows, va, hists: list[History], model, std, device
             "windows": {k: int((w.split == k).sum()) for k in ("train", "val", "test")},
         },
         "history": [
-            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc")}
+            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs")}
             for h in hists
         ],  # one entry per ensemble member
         "best_epoch": [h.best_epoch + 1 for h in hists],

@@ -28,8 +28,9 @@ STATION = "Aotizhongxin"
 def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     """Wall seconds and peak RSS (MiB) of one child process, from wait4's rusage."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -38,8 +39,12 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def raw_source() -> str:
-    return subprocess.run(["bash", str(ROOT / "scripts" / "raw_source.sh"), "aqi"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "raw_source.sh"), "aqi"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def bench_ingest(data_dir: Path) -> dict:
@@ -52,23 +57,37 @@ def bench_ingest(data_dir: Path) -> dict:
 
 
 def bench_train(data_dir: Path, quick: bool) -> dict:
-    out = {"train_station": run_measured([*AQI, "--data-dir", str(data_dir), "train", "--station",
-                                          STATION, "-q"]) | {"targets": "≤ 60 s, ≤ 2048 MiB"}}
+    out = {
+        "train_station": run_measured(
+            [*AQI, "--data-dir", str(data_dir), "train", "--station", STATION, "-q"]
+        )
+        | {"targets": "≤ 60 s, ≤ 2048 MiB"}
+    }
     if not quick:
-        out["train_all"] = run_measured([*AQI, "--data-dir", str(data_dir), "train", "--station",
-                                         "all", "-q"]) | {"targets": "≤ 600 s"}
+        out["train_all"] = run_measured(
+            [*AQI, "--data-dir", str(data_dir), "train", "--station", "all", "-q"]
+        ) | {"targets": "≤ 600 s"}
     return out
 
 
 def bench_forecast(data_dir: Path) -> dict:
-    tf_import = min(run_measured([sys.executable, "-c", "import tensorflow"])["wall_s"] for _ in range(2))
-    one = min(run_measured([*AQI, "--data-dir", str(data_dir), "forecast", "--station", STATION])["wall_s"]
-              for _ in range(2))
-    every = run_measured([*AQI, "--data-dir", str(data_dir), "forecast", "--station", "all",
-                          "--format", "json"])["wall_s"]
-    return {"tf_import_s": tf_import, "one_station_s": one, "all_stations_s": every,
-            "one_minus_tf_import_s": round(one - tf_import, 2),
-            "targets": "one ≤ TF import + 1 s; all ≤ 10 s"}
+    tf_import = min(
+        run_measured([sys.executable, "-c", "import tensorflow"])["wall_s"] for _ in range(2)
+    )
+    one = min(
+        run_measured([*AQI, "--data-dir", str(data_dir), "forecast", "--station", STATION])["wall_s"]
+        for _ in range(2)
+    )
+    every = run_measured(
+        [*AQI, "--data-dir", str(data_dir), "forecast", "--station", "all", "--format", "json"]
+    )["wall_s"]
+    return {
+        "tf_import_s": tf_import,
+        "one_station_s": one,
+        "all_stations_s": every,
+        "one_minus_tf_import_s": round(one - tf_import, 2),
+        "targets": "one ≤ TF import + 1 s; all ≤ 10 s",
+    }
 
 
 def main() -> None:
@@ -85,17 +104,31 @@ def main() -> None:
     if want("ingest"):
         rows["ingest"] = bench_ingest(bench_dir)
     if want("loop_vs_fit"):
-        rows["loop_vs_fit"] = json.loads(subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "bench_loop.py"), str(bench_dir), args.device],
-            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        rows["loop_vs_fit"] = json.loads(
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "bench_loop.py"), str(bench_dir), args.device],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     if want("train"):
         rows |= bench_train(bench_dir, args.quick)
     if want("forecast"):
         rows["forecast"] = bench_forecast(bench_dir)
     if want("lbfgs"):
-        rows["lbfgs"] = json.loads(subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "bench_lbfgs.py"), str(bench_dir)],
-            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        rows["lbfgs"] = json.loads(
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "bench_lbfgs.py"), str(bench_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     report(args.data_dir / "reports" / "bench.json", rows)
 
 
@@ -106,8 +139,17 @@ def report(path: Path, rows: dict) -> None:
     from aqi.store import atomic_write_bytes
 
     old = json.loads(path.read_text()) if path.exists() else {}
-    merged = old | rows | {"_machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    merged = (
+        old
+        | rows
+        | {
+            "_machine": {
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        }
+    )
     atomic_write_bytes(path, json.dumps(merged, indent=2).encode())
     t = Table(title=f"aqi bench ({path})")
     t.add_column("row")

@@ -57,10 +57,17 @@ def main(data_dir: Path, device: str) -> dict:
     if strategy.num_replicas_in_sync == 1:
         dev = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
         rates["ours_one_device_strategy"] = ours(tf.distribute.OneDeviceStrategy(dev))
-    return {"strategy": desc, "batch_size": bs, "train_windows": len(tr), "epochs_timed": EPOCHS,
-            **{f"{k}_samples_per_s": round(v) for k, v in rates.items()},
-            "ours_vs_fit": round(rates["ours"] / rates["fit"], 3), "target": "≥ 1.0",
-            "keras": keras.__version__, "tensorflow": tf.__version__}
+    return {
+        "strategy": desc,
+        "batch_size": bs,
+        "train_windows": len(tr),
+        "epochs_timed": EPOCHS,
+        **{f"{k}_samples_per_s": round(v) for k, v in rates.items()},
+        "ours_vs_fit": round(rates["ours"] / rates["fit"], 3),
+        "target": "≥ 1.0",
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+    }
 
 
 if __name__ == "__main__":
