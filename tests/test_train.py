@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import tiny_config, tree_digest
+from conftest import tiny_config
 
 from aqi import artifacts
 from aqi.config import AqiError, Config
@@ -137,12 +137,28 @@ def test_training_learns_and_beats_persistence(synth_store):
 
 def test_nan_guard_stops_and_keeps_previous_artifacts(synth_store):
     train_station(synth_store, "Synth", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
-    before = tree_digest(artifacts.model_dir(synth_store, "Synth"))
+    d = artifacts.model_dir(synth_store, "Synth")
+    before = {f: (d / f).read_bytes() for f in ("model.keras", "meta.json")}
     bad = tiny_config(epochs=2, optimizer="sgd", lr=1e30, clipnorm=None, schedule="constant")
     with pytest.raises(NonFiniteLoss, match="loss became (nan|inf)"):
         train_station(synth_store, "Synth", bad, quiet=True, echo=lambda *a: None)
-    assert tree_digest(artifacts.model_dir(synth_store, "Synth")) == before
+    assert {f: (d / f).read_bytes() for f in before} == before
     artifacts.load(synth_store, "Synth")  # the previous model still loads
+
+
+def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(synth_store, monkeypatch):
+    real, calls = Loop.train_step, {"n": 0}
+
+    def diverging(self, batch):  # finite through epoch 1, NaN at the first step of epoch 2
+        calls["n"] += 1
+        out = real(self, batch)
+        return out * np.nan if calls["n"] > 30 else out
+
+    monkeypatch.setattr(Loop, "train_step", diverging)
+    with pytest.raises(NonFiniteLoss, match="epoch 2"):
+        train_station(synth_store, "Synth", tiny_config(epochs=3), quiet=True, echo=lambda *a: None)
+    ckpt_dir = artifacts.model_dir(synth_store, "Synth") / "ckpt" / "member-0"
+    assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith("ckpt-1")  # epoch 1, good
 
 
 def test_saved_model_loads_safely_with_identical_predictions(tmp_path):
