@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Logs and pipes get 120 columns (rich's default of 80 would fold the tables); terminals their own width.
+console = Console(width=None if Console().is_terminal else 120)
 
 
 def stations_table(rows: list[dict]) -> None:
-    t = Table(title="Stations in the store")
-    for col, just in [
-        ("station", "left"),
-        ("first (local)", "left"),
-        ("last (local)", "left"),
-        ("rows", "right"),
-        ("PM2.5 missing %", "right"),
-        ("all missing %", "right"),
-    ]:
-        t.add_column(col, justify=just)
+    t = Table(title="Stations in the store (times local)", box=box.SIMPLE_HEAD)
+    for col in ("station", "first", "last", "rows", "PM2.5 missing %", "all missing %"):
+        t.add_column(col, justify="left" if col in ("station", "first", "last") else "right")
     for r in rows:
         t.add_row(
             r["station"],
