@@ -263,7 +263,15 @@ def forecast(
         raise AqiError(f"--format {fmt!r}: use table, csv or json")
     from aqi.forecast import forecast_stations
 
-    results = forecast_stations(data_dir(), station, at, standard)
+    results, failed = forecast_stations(data_dir(), station, at, standard)
+    _forecast_output(results, fmt, output)
+    for line in failed:
+        typer.echo(f"error: {line}", err=True)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None:
     if fmt == "table" and output is None:
         from aqi.report import forecast_table
 

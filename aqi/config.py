@@ -64,6 +64,18 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """Parse a user's TOML file; a missing or malformed file is an AqiError naming it."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AqiError(f"{path}: {what} file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise AqiError(f"{path}: malformed TOML {what}: {e}") from None
+
+
 def default_data_dir() -> Path:
     """`$AQI_DATA_DIR`, else ./data: the one folder aqi writes to (store/, models/, reports/)."""
     return Path(os.environ.get(DATA_DIR_ENV, "data"))

@@ -85,12 +85,24 @@ def _parse_at(at: str, tz: str) -> pd.Timestamp:
 
 def forecast_stations(
     data_dir: Path, station: str, at: str | None = None, standard: str | None = None
-) -> list[dict]:
-    names = artifacts.trained_stations(data_dir) if station == "all" else [station]
+) -> tuple[list[dict], list[str]]:
+    """Forecasts, and for `--station all` the one-line reasons of stations that could not be
+    forecast (the others still are: one station's outage must not blank a city's batch job)."""
+    if station != "all":
+        return [forecast_station(data_dir, station, at, standard)], []
+    names = artifacts.trained_stations(data_dir)
     if not names:
-        known = ", ".join(stations(data_dir))
+        known = stations(data_dir)
         raise AqiError(
             f"no trained models in {Path(data_dir) / 'models'}; run `aqi train --station "
-            f"{known.split(', ')[0] if known else 'X'}`"
+            f"{known[0] if known else 'X'}`"
         )
-    return [forecast_station(data_dir, n, at, standard) for n in names]
+    results, failed = [], []
+    for name in names:
+        try:
+            results.append(forecast_station(data_dir, name, at, standard))
+        except AqiError as e:
+            failed.append(f"{name}: {e}")
+    if not results:
+        raise AqiError("no station could be forecast: " + "; ".join(failed))
+    return results, failed

@@ -13,14 +13,13 @@ level (`c >= edge` is the upper level); for standards whose bands share their en
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aqi.config import AqiError
+from aqi.config import AqiError, read_toml
 
 US_COLORS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#8f3f97", "#7e0023")
 US_NAMES = (
@@ -270,12 +269,7 @@ def load_standard(path: Path) -> Standard:
     """A custom standard from TOML: top-level `name`, `title`, `resolution` (µg/m³), `boundary`
     ('upper': c == edge is the upper level; 'lower': bands share end points), `unhealthy` (level
     number), then one `[[level]]` table per level: `name`, `color`, `c_lo`, `c_hi`, `i_lo`, `i_hi`."""
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AqiError(f"{path}: standard file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise AqiError(f"{path}: malformed TOML: {e}") from None
+    doc = read_toml(path, "standard")
     try:
         return _standard_from_doc(doc, Path(path))
     except (KeyError, TypeError, ValueError) as e:

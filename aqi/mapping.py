@@ -5,12 +5,11 @@ See `aqi/examples/mapping-example.toml` for a documented example.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aqi.config import MEASURES, AqiError
+from aqi.config import MEASURES, AqiError, read_toml
 
 # Named units and the factor to the canonical unit (µg/m³, hPa), or an offset for kelvin.
 UNIT_FACTORS = {
@@ -85,12 +84,7 @@ def load_mapping(path: Path, station: str | None = None) -> Mapping:
     `station` names the station of files that have no station column; where the file has one (or is
     wide), ingest uses it as a filter instead.
     """
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AqiError(f"{path}: mapping file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise AqiError(f"{path}: malformed TOML mapping: {e}") from None
+    doc = read_toml(path, "mapping")
     try:
         return _from_doc(doc, station)
     except (TypeError, ValueError, KeyError) as e:

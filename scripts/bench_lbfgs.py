@@ -44,8 +44,13 @@ def main(data_dir: Path) -> dict:
         model = build_model(cfg, len(w.features), (float(w.scaler.mean[0]), float(w.scaler.std[0])))
         loop = Loop(model, make_optimizer(t, -(-len(tr) // t.batch_size)), loss, strategy)
         start = time.perf_counter()
-        fit(loop, dataset(tr.x, tr.y, t.batch_size, True, t.seed), dataset(va.x, va.y, 4096, False, 0),
-            t, len(tr))
+        fit(
+            loop,
+            dataset(tr.x, tr.y, t.batch_size, True, t.seed),
+            dataset(va.x, va.y, 4096, False, 0),
+            t,
+            len(tr),
+        )
         return model, time.perf_counter() - start
 
     model_a, wall_a = adam(cfg.train.epochs)
@@ -53,12 +58,19 @@ def main(data_dir: Path) -> dict:
     half = val_loss(model_b)
     pick = np.random.default_rng(0).permutation(len(tr))[: cfg.train.lbfgs_max_samples]
     res = lbfgs_fit(model_b, loss, tr.x[pick], tr.y[pick], 10_000, max_seconds=max(wall_a - wall_b1, 1))
-    return {"station": STATION, "device": desc, "adam_epochs": cfg.train.epochs,
-            "adam_wall_s": round(wall_a, 1), "adam_val_loss": round(val_loss(model_a), 4),
-            "adam_half_epochs": cfg.train.epochs // 2, "adam_half_val_loss": round(half, 4),
-            "lbfgs_iterations": res.iterations, "lbfgs_samples": len(pick),
-            "adam_plus_lbfgs_wall_s": round(wall_b1 + res.seconds, 1),
-            "adam_plus_lbfgs_val_loss": round(val_loss(model_b), 4)}
+    return {
+        "station": STATION,
+        "device": desc,
+        "adam_epochs": cfg.train.epochs,
+        "adam_wall_s": round(wall_a, 1),
+        "adam_val_loss": round(val_loss(model_a), 4),
+        "adam_half_epochs": cfg.train.epochs // 2,
+        "adam_half_val_loss": round(half, 4),
+        "lbfgs_iterations": res.iterations,
+        "lbfgs_samples": len(pick),
+        "adam_plus_lbfgs_wall_s": round(wall_b1 + res.seconds, 1),
+        "adam_plus_lbfgs_val_loss": round(val_loss(model_b), 4),
+    }
 
 
 if __name__ == "__main__":

@@ -124,10 +124,13 @@ def test_mirrored_two_logical_cpus_matches_one_device(n):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_training_learns_and_beats_persistence(synth_store):
+def test_training_learns_and_beats_persistence(synth_store, tmp_path):
     cfg = tiny_config(epochs=6, lr=3e-3).replace(model={"members": 2})
-    meta = train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
+    meta = train_station(
+        synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None, tensorboard=tmp_path / "tb"
+    )
     assert len(meta["history"]) == 2
+    assert list((tmp_path / "tb" / "member-1").glob("events.out.tfevents.*"))
     for h in meta["history"]:
         assert h["train_loss"][-1] < h["train_loss"][0]
     v = meta["validation"]
