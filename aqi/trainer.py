@@ -23,7 +23,7 @@ from aqi.levels import get_standard, level
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
-from aqi.train import History, Loop, dataset, fit, make_optimizer
+from aqi.train import History, Loop, dataset, distribute, fit, make_optimizer
 from aqi.windows import Windows, build_windows, split_dates
 
 
@@ -76,6 +76,8 @@ def train_station(
     """Train one station's ensemble of `cfg.model.members` networks (seeds seed, seed+1, …) and
     save their average as one model; returns the meta.json written beside model.keras."""
     validate(cfg)
+    if tensorboard:
+        _check_tensorboard(tensorboard)
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
@@ -116,7 +118,7 @@ class Job:
         self.cfg, self.w, self.tr, self.va, self.strategy = cfg, w, tr, va, strategy
         self.std, self.ckpt_root, self.quiet, self.tensorboard = std, ckpt_root, quiet, tensorboard
         self.steps = -(-len(tr) // cfg.train.batch_size)
-        self.val_ds = strategy.experimental_distribute_dataset(dataset(va.x, va.y, 4096, False, 0))
+        self.val_ds = distribute(strategy, dataset(va.x, va.y, 4096, False, 0))
 
     def loss(self) -> LevelLoss:
         m = self.cfg.model
@@ -155,8 +157,8 @@ class Job:
         start = _resume(ckpt, manager, echo) if resume else 0
         if bool(ckpt.done.numpy()):
             return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
-        train_ds = self.strategy.experimental_distribute_dataset(
-            dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
+        train_ds = distribute(
+            self.strategy, dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
         )
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
         with Bar(self.steps, t.epochs, self.quiet, label) as bar:
@@ -247,6 +249,16 @@ def ensemble(models: list) -> keras.Model:
     return keras.Model(
         x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
     )
+
+
+def _check_tensorboard(path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise AqiError(
+            f"--tensorboard {path}: the tensorboard package is not installed "
+            "(pip install 'aqi[tensorboard]')"
+        )
 
 
 def _resume(ckpt, manager, echo) -> int:

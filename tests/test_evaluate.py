@@ -143,3 +143,24 @@ def test_forecast_table_csv_and_output_file(trained, tmp_path):
 def test_forecast_errors(trained, args, message):
     r = runner.invoke(app, ["--data-dir", str(trained), "forecast", *args])
     assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
+
+
+def test_forecast_all_reports_a_station_with_a_gap_and_forecasts_the_rest(tmp_path):
+    from conftest import learnable_frame, write_csv
+
+    from aqi.store import ingest
+
+    gap = learnable_frame("Gappy")
+    gap.loc[gap.index[-8:], "PM2.5"] = np.nan  # the last 8 hours missing: no window at "now"
+    ingest(
+        [write_csv(learnable_frame(), tmp_path / "a.csv"), write_csv(gap, tmp_path / "b.csv")],
+        tmp_path / "d",
+    )
+    for st in ("Synth", "Gappy"):
+        train_station(tmp_path / "d", st, tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
+    r = runner.invoke(
+        app, ["--data-dir", str(tmp_path / "d"), "forecast", "--station", "all", "--format", "json"]
+    )
+    assert r.exit_code == 2
+    assert "error: Gappy: PM2.5 missing for longer than 3 h" in r.output
+    assert '"station": "Synth"' in r.output and '"station": "Gappy"' not in r.output
