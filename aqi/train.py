@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aqi.config import AqiError, TrainConfig
 from aqi.losses import LevelLoss, hard_level, tf
@@ -35,6 +36,43 @@ class History:
     best_epoch: int = -1
     samples_per_s: float = 0.0
     lbfgs: dict | None = None  # L-BFGS-B fine-tuning summary, when run
+
+
+class Bar:
+    """Rich progress: one line per epoch with loss, validation MAE and level accuracy, samples/s."""
+
+    def __init__(self, steps: int, epochs: int, quiet: bool, label: str = ""):
+        self.steps, self.epochs, self.label, self.done = steps, epochs, label, 0
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            disable=quiet,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def step(self, loss: float) -> None:
+        if self.task is None:  # made lazily: no empty line after an early stop
+            name = f"{self.label}epoch {self.done + 1}/{self.epochs}"
+            self.task = self.progress.add_task(name, total=self.steps, info="")
+        self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}")
+
+    def epoch(self, epoch: int, h: History) -> None:
+        info = (
+            f"loss {h.train_loss[-1]:.4f}  val MAE {h.val_mae[-1]:.2f} µg/m³  "
+            f"val level acc {h.val_level_acc[-1]:.3f}  {h.samples_per_s:,.0f} samples/s"
+        )
+        self.progress.update(self.task, completed=self.steps, info=info)
+        self.task, self.done = None, epoch + 1
 
 
 def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

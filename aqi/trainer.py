@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from aqi import artifacts
 from aqi.config import AqiError, Config, validate
@@ -23,45 +23,8 @@ from aqi.levels import get_standard, level
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
-from aqi.train import History, Loop, dataset, distribute, fit, make_optimizer
+from aqi.train import Bar, History, Loop, dataset, distribute, fit, make_optimizer
 from aqi.windows import Windows, build_windows, split_dates
-
-
-class Bar:
-    """Rich progress: one line per epoch with loss, validation MAE and level accuracy, samples/s."""
-
-    def __init__(self, steps: int, epochs: int, quiet: bool, label: str = ""):
-        self.steps, self.epochs, self.label, self.done = steps, epochs, label, 0
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            disable=quiet,
-        )
-        self.task = None
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
-
-    def step(self, loss: float) -> None:
-        if self.task is None:  # made lazily: no empty line after an early stop
-            name = f"{self.label}epoch {self.done + 1}/{self.epochs}"
-            self.task = self.progress.add_task(name, total=self.steps, info="")
-        self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}")
-
-    def epoch(self, epoch: int, h: History) -> None:
-        info = (
-            f"loss {h.train_loss[-1]:.4f}  val MAE {h.val_mae[-1]:.2f} µg/m³  "
-            f"val level acc {h.val_level_acc[-1]:.3f}  {h.samples_per_s:,.0f} samples/s"
-        )
-        self.progress.update(self.task, completed=self.steps, info=info)
-        self.task, self.done = None, epoch + 1
 
 
 def train_station(

@@ -82,7 +82,7 @@ def bench_forecast(data_dir: Path) -> dict:
         for _ in range(2)
     )
     every = run_measured(
-        [*AQI, "--data-dir", str(data_dir), "forecast", "--station", "all", "--format", "json"]
+        [*AQI, "--data-dir", str(data_dir), "forecast", "--station", "all", "--format", "json", *at]
     )["wall_s"]
     return {
         "tf_import_s": tf_import,
