@@ -28,7 +28,7 @@ demo: $(VENV)/.installed ## ingest → train one station → forecast → evalua
 
 test: $(VENV)/.installed ## run the test suite (lint first)
 	$(BIN)/ruff check aqi tests scripts
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(BIN)/ruff check aqi tests scripts
