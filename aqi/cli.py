@@ -80,8 +80,8 @@ def download(
     from aqi.config import UCI_URL
     from aqi.download import download as fetch
 
-    path = fetch(data_dir(), url or UCI_URL, sha256, quiet)
-    typer.echo(f"saved {path}")
+    path, digest, checked = fetch(data_dir(), url or UCI_URL, sha256, quiet)
+    typer.echo(f"saved {path} (sha256 {digest[:12]}…; {checked} CSV(s) match the published UCI sha256)")
 
 
 @app.command()

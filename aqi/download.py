@@ -42,17 +42,17 @@ def download(
         raise AqiError(f"--data-dir {data_dir}: not writable ({e.strerror})") from None
     tmp = raw / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
-        digest = _fetch(url, tmp, quiet, timeout)
+        digest = _fetch(url, tmp, name, quiet, timeout)
         if sha256 and digest != sha256.lower():
             raise AqiError(f"{url}: sha256 mismatch (got {digest}, expected {sha256.lower()})")
-        verify_archive(tmp, url)
+        checked = verify_archive(tmp, url)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return dest
+    return dest, digest, checked
 
 
-def _fetch(url: str, tmp: Path, quiet: bool, timeout: float) -> str:
+def _fetch(url: str, tmp: Path, name: str, quiet: bool, timeout: float) -> str:
     h = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
@@ -64,7 +64,7 @@ def _fetch(url: str, tmp: Path, quiet: bool, timeout: float) -> str:
                 TransferSpeedColumn(),
                 disable=quiet,
             ) as bar:
-                task = bar.add_task(f"download {Path(tmp.name[1:]).stem}", total=total)
+                task = bar.add_task(f"download {name}", total=total)
                 while chunk := r.read(1 << 16):
                     f.write(chunk)
                     h.update(chunk)

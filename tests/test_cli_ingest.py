@@ -213,6 +213,7 @@ def test_download_verifies_and_ingests(tmp_path, http_dir):
     d = tmp_path / "d"
     r = aqi("download", "--url", f"{base}/tiny.zip", "--sha256", digest, "-q", data_dir=d)
     assert r.exit_code == 0, r.output
+    assert f"sha256 {digest[:12]}" in r.output and "0 CSV(s) match" in r.output  # not a UCI file
     assert (d / "raw" / "tiny.zip").read_bytes() == (root / "tiny.zip").read_bytes()
     assert aqi("ingest", str(d / "raw" / "tiny.zip"), data_dir=d).exit_code == 0
 
