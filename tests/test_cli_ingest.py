@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tree_digest, uci_frame, write_csv
+from conftest import BEIJING, needs_beijing, tree_digest, uci_frame, write_csv
 from typer.testing import CliRunner
 
 from aqi.cli import app
@@ -241,3 +241,13 @@ def test_download_failures_leave_nothing(tmp_path, http_dir, problem, message):
     r = aqi(*args, data_dir=tmp_path / "d")
     assert r.exit_code == 2 and message in r.output
     assert list((tmp_path / "d" / "raw").iterdir()) == []
+
+
+@needs_beijing
+def test_download_checks_real_uci_files_against_published_digests(tmp_path, http_dir):
+    root, base = http_dir
+    name = "PRSA_Data_Dongsi_20130301-20170228.csv"
+    with zipfile.ZipFile(root / "uci.zip", "w") as z:
+        z.write(BEIJING / name, f"PRSA_Data_20130301-20170228/{name}")
+    r = aqi("download", "--url", f"{base}/uci.zip", "-q", data_dir=tmp_path / "d")
+    assert r.exit_code == 0 and "1 CSV(s) match the published UCI sha256" in r.output
