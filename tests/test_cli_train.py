@@ -34,3 +34,65 @@ def test_bad_train_options(synth_store, args, message):
 def test_unknown_station_lists_known_ones(synth_store):
     r = runner.invoke(app, ["--data-dir", str(synth_store), "train", "--station", "X"])
     assert "known: Synth" in r.output
+
+
+def test_cli_trains_with_given_split_dates(synth_store, tmp_path):
+    r = runner.invoke(
+        app,
+        [
+            "--data-dir",
+            str(synth_store),
+            "train",
+            "--station",
+            "Synth",
+            "-q",
+            "--train-end",
+            "2016-03-20 23:00",
+            "--val-end",
+            "2016-04-09 23:00",
+            "--test-end",
+            "2016-04-29 23:00",
+            "--epochs",
+            "1",
+            "--members",
+            "1",
+            "--hidden",
+            "8",
+            "--horizon",
+            "6",
+            "--device",
+            "cpu",
+            "--tensorboard",
+            str(tmp_path / "tb"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "Synth: 1 member(s), val MAE" in r.output
+
+
+MULTI_WORKER = """
+import json, os, socket, sys
+sys.path.insert(0, "tests")
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
+                                      "task": {"type": "worker", "index": 0}})
+from conftest import tiny_config
+from aqi.trainer import train_station
+said = []
+meta = train_station(sys.argv[1], "Synth", tiny_config(epochs=1), quiet=True, echo=said.append)
+print(meta["device"])
+"""
+
+
+def test_tf_config_selects_multi_worker_strategy(synth_store):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", MULTI_WORKER, str(synth_store)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "MultiWorkerMirroredStrategy" in out.stdout.strip().splitlines()[-1]
