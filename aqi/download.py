@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from aqi.config import UCI_SHA256, UCI_URL, AqiError
+from aqi.term import console
 
 PRSA_RE = re.compile(r"PRSA_Data_([A-Za-z]+)_\d{8}-\d{8}\.csv$")
 
@@ -62,6 +63,7 @@ def _fetch(url: str, tmp: Path, name: str, quiet: bool, timeout: float) -> str:
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
+                console=console,
                 disable=quiet,
             ) as bar:
                 task = bar.add_task(f"download {name}", total=total)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-# Logs and pipes get 120 columns (rich's default of 80 would fold the tables); terminals their own width.
-console = Console(width=None if Console().is_terminal else 120)
+from aqi.term import console
 
 
 def stations_table(rows: list[dict]) -> None:
@@ -102,10 +100,17 @@ def evaluation_table(summary: dict) -> None:
     t = Table(title="Test-split evaluation (means over horizons; MAE µg/m³)")
     methods = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
     t.add_column("station")
+    label = {
+        "model": "model",
+        "gbm": "GBM",
+        "persistence": "persist.",
+        "seasonal_naive": "seasonal",
+        "climatology": "climat.",
+    }
     for m in methods:
-        t.add_column(f"{m} MAE", justify="right")
+        t.add_column(f"{label[m]} MAE", justify="right")
     for m in ("model", "gbm", "persistence"):
-        t.add_column(f"{m} acc", justify="right")
+        t.add_column(f"{label[m]} level acc", justify="right")
     for st, r in summary.items():
         best = min(methods, key=lambda m: r[m]["mae"])
         maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aqi.config import AqiError, TrainConfig
 from aqi.losses import LevelLoss, hard_level, tf
+from aqi.term import console
 from aqi.tfboot import import_tf
 
 import_tf()
@@ -49,6 +50,7 @@ class Bar:
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            console=console,
             disable=quiet,
         )
         self.task = None

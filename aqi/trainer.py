@@ -23,6 +23,7 @@ from aqi.levels import get_standard, level
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
+from aqi.term import console
 from aqi.train import Bar, History, Loop, dataset, distribute, fit, make_optimizer
 from aqi.windows import Windows, build_windows, split_dates
 
@@ -153,6 +154,7 @@ class Job:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
+            console=console,
             disable=self.quiet,
         ) as bar:
             task = bar.add_task("", total=iters, info="")
