@@ -99,7 +99,7 @@ def evaluation_table(summary: dict) -> None:
     """Per station: mean MAE and level accuracy over horizons, model vs baselines."""
     t = Table(title="Test-split evaluation (means over horizons; MAE µg/m³)")
     methods = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
-    t.add_column("station")
+    t.add_column("station", min_width=max(len(st) for st in summary))
     label = {
         "model": "model",
         "gbm": "GBM",
@@ -108,9 +108,9 @@ def evaluation_table(summary: dict) -> None:
         "climatology": "climat.",
     }
     for m in methods:
-        t.add_column(f"{label[m]} MAE", justify="right")
+        t.add_column(f"MAE\n{label[m]}", justify="right")
     for m in ("model", "gbm", "persistence"):
-        t.add_column(f"{label[m]} level acc", justify="right")
+        t.add_column(f"level acc\n{label[m]}", justify="right")
     for st, r in summary.items():
         best = min(methods, key=lambda m: r[m]["mae"])
         maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]
