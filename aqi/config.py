@@ -158,14 +158,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        parts = {f.name: f.type for f in dataclasses.fields(cls)}
-        kinds = {
-            "window": WindowConfig,
-            "model": ModelConfig,
-            "loss": LossConfig,
-            "train": TrainConfig,
-        }
-        return cls(**{k: _build(kinds[k], d.get(k, {})) for k in parts})
+        kinds = {"window": WindowConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+        return cls(**{k: _build(kind, d.get(k, {})) for k, kind in kinds.items()})
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with fields of named sections replaced: cfg.replace(train={"epochs": 3})."""

@@ -12,7 +12,7 @@ under a distribution strategy. Targets that are NaN are masked (weight 0).
 from __future__ import annotations
 
 from aqi.config import LossConfig
-from aqi.levels import Standard, get_standard
+from aqi.levels import Standard
 from aqi.tfboot import import_tf
 
 tf = import_tf()
@@ -114,7 +114,3 @@ class LevelLoss(keras.losses.Loss):
             "name": self.name,
             "reduction": self.reduction,
         }
-
-
-def level_loss(std_name: str, cfg: LossConfig) -> LevelLoss:
-    return LevelLoss.from_standard(get_standard(std_name), cfg)
