@@ -82,34 +82,26 @@ def summary_markdown(summary: dict) -> str:
         "| station | model MAE | GBM MAE | persistence MAE | model level acc | GBM level acc | "
         "persistence level acc | model daily acc | GBM daily acc |\n|---|" + "---:|" * 8 + "\n"
     )
-    rows, keys = [], ["model", "gbm", "persistence"]
-    for st, r in summary.items():
-        rows.append(
-            f"| {st} | "
-            + " | ".join(f"{r[k]['mae']:.2f}" for k in keys)
-            + " | "
-            + " | ".join(f"{r[k]['level_accuracy']:.3f}" for k in keys)
-            + " | "
-            + " | ".join(f"{r[k]['daily_level_accuracy'] or float('nan'):.3f}" for k in ("model", "gbm"))
+    keys = ("model", "gbm", "persistence")
+
+    def cells(r: dict) -> list[float]:
+        return (
+            [r[k]["mae"] for k in keys]
+            + [r[k]["level_accuracy"] for k in keys]
+            + [r[k]["daily_level_accuracy"] or np.nan for k in ("model", "gbm")]
+        )
+
+    def line(name: str, vals: list[float], bold: str = "") -> str:
+        fmt = [".2f"] * 3 + [".3f"] * 5
+        return (
+            f"| {name} | "
+            + " | ".join(f"{bold}{v:{f}}{bold}" for v, f in zip(vals, fmt, strict=True))
             + " |"
         )
-    mean = {
-        k: {f: np.mean([r[k][f] for r in summary.values()]) for f in ("mae", "level_accuracy")}
-        for k in keys
-    }
-    daily = {
-        k: np.mean([r[k]["daily_level_accuracy"] or np.nan for r in summary.values()])
-        for k in ("model", "gbm")
-    }
-    rows.append(
-        "| **mean** | "
-        + " | ".join(f"**{mean[k]['mae']:.2f}**" for k in keys)
-        + " | "
-        + " | ".join(f"**{mean[k]['level_accuracy']:.3f}**" for k in keys)
-        + " | "
-        + " | ".join(f"**{daily[k]:.3f}**" for k in ("model", "gbm"))
-        + " |"
-    )
+
+    per_station = {st: cells(r) for st, r in summary.items()}
+    rows = [line(st, v) for st, v in per_station.items()]
+    rows.append(line("**mean**", list(np.nanmean(list(per_station.values()), axis=0)), "**"))
     note = (
         "\nMAE in µg/m³ and level accuracy averaged over horizons 1–24 h on the test split; "
         "daily = next-day daily-mean level from 23:00 origins.\n"
