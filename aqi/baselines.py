@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from aqi.windows import Windows, feature_frame, window_offsets
+from aqi.windows import PM25_FEATURE, Windows, feature_frame, window_offsets
 
 GBM_LAGS = 24  # hours of PM2.5 lags given to the gradient-boosting baseline
 
 
 def persistence(w: Windows) -> np.ndarray:
-    return np.repeat(w.last_pm25[:, None], w.y.shape[1], axis=1)
+    return w.persistence()
 
 
 def seasonal_naive(w: Windows, grid: pd.DataFrame, tz: str, max_gap: int) -> np.ndarray:
@@ -64,7 +64,8 @@ def _by_month_hour(w: Windows, grid: pd.DataFrame, tz: str, train_end, stat) -> 
 def lag_features(w: Windows) -> np.ndarray:
     """(N, 24 + F - 1): the PM2.5 column over the last 24 h and every other feature at the origin."""
     lags = min(GBM_LAGS, w.x.shape[1])
-    return np.concatenate([w.x[:, -lags:, 0], w.x[:, -1, 1:]], axis=1)
+    others = np.delete(w.x[:, -1, :], PM25_FEATURE, axis=1)
+    return np.concatenate([w.x[:, -lags:, PM25_FEATURE], others], axis=1)
 
 
 def fit_gbm(train: Windows, seed: int = 0) -> list[HistGradientBoostingRegressor]:

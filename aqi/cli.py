@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from aqi.config import AqiError, default_data_dir
+from aqi.datadir import check_station, evaluate_dir
 
 
 class AqiTyper(typer.Typer):
@@ -100,7 +101,7 @@ def ingest(
 ) -> None:
     """Validate raw hourly CSVs and upsert them into the parquet store."""
     from aqi.config import IngestConfig
-    from aqi.store import ingest as run
+    from aqi.ingest import ingest as run
 
     if invalid not in ("reject", "missing"):
         raise AqiError(f"--invalid {invalid!r}: use 'reject' or 'missing'")
@@ -192,11 +193,7 @@ def train(
     head: Annotated[str | None, Opt(help="point|quantile")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[
-        int | None,
-        Opt(
-            help="L-BFGS-B iterations after the first-order phase (with --optimizer lbfgs: its "
-            "iterations, default 200)."
-        ),
+        int | None, Opt(help="L-BFGS-B iterations after Adam (with --optimizer lbfgs: default 200).")
     ] = None,
     seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,
     device: Annotated[str | None, Opt(help="auto|cpu|gpu|gpu:0,1|cpus:N")] = None,
@@ -211,22 +208,19 @@ def train(
         qs = tuple(float(q) for q in quantiles.split(",")) if quantiles else None
     except ValueError:
         raise AqiError(f"--quantiles {quantiles!r}: comma-separated numbers in (0, 1)") from None
+    station = _one_or_all(station)
     given = {k: v for k, v in locals().items() if v is not None}
-    cfg = Config().replace(**_sections(given | ({"quantiles": qs} if qs else {})))
-    from aqi.trainer import train_stations
+    if clipnorm == 0:
+        given["clipnorm"] = None
+    cfg = Config().with_fields(**given | ({"quantiles": qs} if qs else {}))
+    from aqi.report import train_summary
+    from aqi.train import train_stations
 
     echo = (lambda *_: None) if quiet else typer.echo
     for meta in train_stations(
         data_dir(), station, cfg, echo=echo, quiet=quiet, tensorboard=tensorboard, resume=resume
     ):
-        v = meta["validation"]
-        typer.echo(
-            f"{meta['station']}: {len(meta['best_epoch'])} member(s), "
-            f"val MAE {_avg(v['model']['mae']):.2f} µg/m³ (persistence "
-            f"{_avg(v['persistence']['mae']):.2f}), level acc "
-            f"{_avg(v['model']['level_accuracy']):.3f} (persistence "
-            f"{_avg(v['persistence']['level_accuracy']):.3f}), {meta['train_seconds']:.0f} s"
-        )
+        typer.echo(train_summary(meta))
 
 
 @app.command()
@@ -237,17 +231,17 @@ def evaluate(
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Score the model against persistence, seasonal naive, climatology and GBM on the test split."""
-    from aqi.artifacts import trained_stations
-    from aqi.plots import evaluation_report
+    from aqi.evaluate import evaluation_report
+    from aqi.trained import trained_stations
 
-    names = trained_stations(data_dir()) if station == "all" else [station]
+    names = trained_stations(data_dir()) if _one_or_all(station) == "all" else [station]
     if not names:
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
     summary = evaluation_report(data_dir(), names, standard, (lambda *_: None) if quiet else typer.echo)
     from aqi.report import evaluation_table
 
     evaluation_table(summary)
-    typer.echo(f"reports in {data_dir() / 'reports' / 'evaluate'}")
+    typer.echo(f"reports in {evaluate_dir(data_dir())}")
 
 
 @app.command()
@@ -264,6 +258,7 @@ def forecast(
     """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
     if fmt not in ("table", "csv", "json"):
         raise AqiError(f"--format {fmt!r}: use table, csv or json")
+    station = _one_or_all(station)
     from aqi.forecast import forecast_stations
 
     results, failed = forecast_stations(data_dir(), station, at, standard)
@@ -281,13 +276,13 @@ def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None
         for r in results:
             forecast_table(r)
         return
-    from aqi.report import forecast_csv
+    from aqi.report import forecast_text
 
-    text = forecast_csv(results) if fmt == "csv" else json.dumps(results, indent=2, ensure_ascii=False)
+    text = forecast_text(results, fmt)
     if output is None:
         typer.echo(text)
         return
-    from aqi.store import atomic_write_bytes
+    from aqi.datadir import atomic_write_bytes
 
     try:
         atomic_write_bytes(output, text.encode())
@@ -296,28 +291,8 @@ def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None
     typer.echo(f"wrote {output}")
 
 
-def _avg(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-def _sections(given: dict) -> dict:
-    """CLI option values → Config.replace(**sections)."""
-    import dataclasses
-
-    from aqi.config import LossConfig, ModelConfig, TrainConfig, WindowConfig
-
-    out = {}
-    for name, kind in [
-        ("window", WindowConfig),
-        ("model", ModelConfig),
-        ("loss", LossConfig),
-        ("train", TrainConfig),
-    ]:
-        fields = {f.name for f in dataclasses.fields(kind)}
-        out[name] = {k: v for k, v in given.items() if k in fields}
-    if out["train"].get("clipnorm") == 0:
-        out["train"]["clipnorm"] = None
-    return out
+def _one_or_all(station: str) -> str:
+    return station if station == "all" else check_station(station)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m aqi`

@@ -64,6 +64,14 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
+MEDIAN = 0.5  # the quantile whose value a quantile head publishes as its point forecast
+
+
+def median_index(quantiles) -> int:
+    """Position of the median in a quantile head's last axis (validate() makes sure it is there)."""
+    return list(quantiles).index(MEDIAN)
+
+
 def read_toml(path: Path, what: str) -> dict:
     """Parse a user's TOML file; a missing or malformed file is an AqiError naming it."""
     import tomllib
@@ -113,7 +121,8 @@ class ModelConfig:
     # members cut MAE by ~1 µg/m³ and lift level accuracy by ~1 point over a single network
     members: int = 5
     head: str = "point"  # 'point' (H values) or 'quantile' (H x Q values)
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # levels of the quantile head, increasing
+    # levels of the quantile head, increasing, with the median among them (the point forecast)
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
 
 
 @dataclass(frozen=True)
@@ -158,13 +167,24 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        kinds = {"window": WindowConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
-        return cls(**{k: _build(kind, d.get(k, {})) for k, kind in kinds.items()})
+        return cls(**{k: _build(kind, d.get(k, {})) for k, kind in SECTIONS.items()})
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with fields of named sections replaced: cfg.replace(train={"epochs": 3})."""
         new = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items() if v}
         return dataclasses.replace(self, **new)
+
+    def with_fields(self, **values: Any) -> Config:
+        """A copy with fields set by name, whichever section holds them (field names are unique
+        across sections): cfg.with_fields(epochs=3, alpha=0.9). Unknown names are ignored."""
+        sections = {
+            name: {k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(kind)}}
+            for name, kind in SECTIONS.items()
+        }
+        return self.replace(**sections)
+
+
+SECTIONS = {"window": WindowConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 
 
 def _build(kind: type[T], values: dict[str, Any]) -> T:
@@ -207,6 +227,7 @@ def validate(cfg: Config) -> Config:
             m.quantiles,
             list(m.quantiles) == sorted(set(m.quantiles))
             and all(0 < q < 1 for q in m.quantiles)
+            and MEDIAN in m.quantiles
             and len(m.quantiles) >= 2,
         ),
     ]

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from aqi.config import UCI_SHA256, UCI_URL, AqiError
+from aqi.datadir import raw_dir
 from aqi.term import console
 
 PRSA_RE = re.compile(r"PRSA_Data_([A-Za-z]+)_\d{8}-\d{8}\.csv$")
@@ -34,7 +35,7 @@ def download(
     timeout: float = 60.0,
 ) -> Path:
     """Download `url` to data_dir/raw/<name>; verify it; return the path. Nothing is left on failure."""
-    raw = Path(data_dir) / "raw"
+    raw = raw_dir(data_dir)
     name = Path(unquote(urlparse(url).path)).name or "download.zip"
     dest = raw / name
     try:

@@ -14,43 +14,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aqi import artifacts
+from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
-from aqi.levels import Standard, exceedance_probability, get_standard, index_value, level
+from aqi.levels import Standard, get_standard, index_value, level
 from aqi.store import read_station, stations
-from aqi.windows import window_at
+from aqi.trained import load, trained_stations
 
 
 def forecast_station(
     data_dir: Path, station: str, at: str | None = None, standard: str | None = None
 ) -> dict:
-    model, meta = artifacts.load(data_dir, station)
-    cfg, tz = artifacts.config_of(meta), meta["timezone"]
-    std = get_standard(standard or meta["standard"])
-    when = _parse_at(at, tz) if at else None
-    x, origin, _ = window_at(
-        read_station(data_dir, station), cfg.window, tz, artifacts.scaler_of(meta), when
-    )
-    pred = np.asarray(model(x, training=False))[0]  # (H,) or (H, Q) µg/m³
-    quantiles = cfg.model.quantiles if pred.ndim == 2 else ()
-    times = origin + pd.to_timedelta(np.arange(1, pred.shape[0] + 1), unit="h")
-    rows = [_row(t.tz_convert(tz), h + 1, pred[h], quantiles, std) for h, t in enumerate(times)]
+    tm = load(data_dir, station)
+    std = get_standard(standard) if standard else tm.standard
+    when = _parse_at(at, tm.timezone) if at else None
+    x, origin, _ = tm.window_at(read_station(data_dir, station), when)
+    pred = tm.predict(x)
+    qs = tm.quantile_levels
+    times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
+    rows = [
+        _row(t.tz_convert(tm.timezone), h + 1, pred.point[0, h],
+             pred.quantiles[0, h] if qs else None, qs, std)
+        for h, t in enumerate(times)
+    ]  # fmt: skip
     return {
         "station": station,
-        "issued_at": origin.tz_convert(tz).isoformat(),
+        "issued_at": origin.tz_convert(tm.timezone).isoformat(),
         "standard": std.key,
         "unit": "µg/m³",
         "model": {
-            "path": str(artifacts.model_dir(data_dir, station) / "model.keras"),
-            "trained_range": [meta["data"]["first_origin"], meta["split"]["train_end"]],
-            "sha256": meta.get("model_sha256"),
+            "path": str(tm.path / "model.keras"),
+            "trained_range": [tm.info["data"]["first_origin"], str(tm.split.train_end)],
+            "sha256": tm.sha256,
         },
         "forecasts": rows,
     }
 
 
-def _row(t: pd.Timestamp, h: int, p: np.ndarray, quantiles, std: Standard) -> dict:
-    point = float(p[len(p) // 2]) if quantiles else float(p)
+def _row(t: pd.Timestamp, h: int, point: float, q: np.ndarray | None, quantiles, std: Standard) -> dict:
+    point = float(point)
     k = int(level(point, std))
     row = {
         "target_time": t.isoformat(),
@@ -61,9 +62,9 @@ def _row(t: pd.Timestamp, h: int, p: np.ndarray, quantiles, std: Standard) -> di
         "level_name": std.names[k],
         "color": std.colors[k],
     }
-    if quantiles:
-        row["quantiles"] = {f"{q:g}": round(float(v), 1) for q, v in zip(quantiles, p, strict=True)}
-        row["p_level_at_least"] = exceedance(np.asarray(quantiles), p, std)
+    if q is not None:
+        row["quantiles"] = {f"{lv:g}": round(float(v), 1) for lv, v in zip(quantiles, q, strict=True)}
+        row["p_level_at_least"] = exceedance(np.asarray(quantiles), q, std)
     return row
 
 
@@ -90,7 +91,7 @@ def forecast_stations(
     forecast (the others still are: one station's outage must not blank a city's batch job)."""
     if station != "all":
         return [forecast_station(data_dir, station, at, standard)], []
-    names = artifacts.trained_stations(data_dir)
+    names = trained_stations(data_dir)
     if not names:
         known = stations(data_dir)
         raise AqiError(

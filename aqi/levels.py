@@ -13,11 +13,11 @@ level (`c >= edge` is the upper level); for standards whose bands share their en
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from aqi.config import AqiError, read_toml
 
@@ -52,6 +52,20 @@ class Standard:
     @property
     def n_levels(self) -> int:
         return len(self.names)
+
+    def to_dict(self) -> dict:
+        """The whole table, so a model trained on a custom standard does not depend on its file."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Standard:
+        seq = {"names", "colors", "edges"}
+        return cls(
+            **{
+                k: tuple(v) if k in seq else tuple(map(tuple, v)) if k == "segments" else v
+                for k, v in d.items()
+            }
+        )
 
 
 def _gapped(key, title, lows, index, names, colors, res, unhealthy, verified, top):
@@ -236,35 +250,6 @@ def index_value(c, std: Standard) -> np.ndarray:
     return np.where(np.isnan(c), np.nan, idx + 0.0)  # + 0.0 turns ceil's -0.0 into 0.0
 
 
-def nowcast(hourly, std: Standard | None = None) -> np.ndarray:
-    """US EPA NowCast for an hourly series (oldest first, NaN = missing): for each hour, the last 12
-    values c1..c12 (c1 newest) weighted by w^(i-1), w = max(c_min/c_max, 0.5). NaN where fewer than 2
-    of the 3 newest hours exist. Truncated to 0.1 µg/m³ (or the standard's resolution)."""
-    x = np.asarray(hourly, np.float64)
-    padded = np.concatenate([np.full(11, np.nan), x])
-    win = np.lib.stride_tricks.sliding_window_view(padded, 12)[:, ::-1]  # (n, 12), newest first
-    present = ~np.isnan(win)
-    with np.errstate(all="ignore"):
-        cmin, cmax = np.nanmin(np.where(present, win, np.inf), 1), np.nanmax(win, 1)
-        w = np.maximum(np.where(cmax > 0, cmin / cmax, 1.0), 0.5)
-        wts = np.where(present, w[:, None] ** np.arange(12), 0.0)
-        nc = (wts * np.nan_to_num(win)).sum(1) / wts.sum(1)
-    nc = np.where(present[:, :3].sum(1) >= 2, nc, np.nan)
-    res = std.resolution if std and std.resolution else 0.1
-    return np.floor(nc / res + 1e-9) * res
-
-
-def daily_mean_level(
-    times: pd.Series, values, std: Standard, tz: str, min_hours: int = 18
-) -> pd.DataFrame:
-    """Daily (local calendar day) mean concentration and its level; days with fewer than `min_hours`
-    valid hours (75 % completeness, EPA's rule) get NaN and level -1."""
-    s = pd.Series(np.asarray(values, np.float64), index=pd.DatetimeIndex(times).tz_convert(tz))
-    g = s.groupby(s.index.normalize())
-    mean = g.mean().where(g.count() >= min_hours)
-    return pd.DataFrame({"mean": mean, "level": level(mean.to_numpy(), std)})
-
-
 def load_standard(path: Path) -> Standard:
     """A custom standard from TOML: top-level `name`, `title`, `resolution` (µg/m³), `boundary`
     ('upper': c == edge is the upper level; 'lower': bands share end points), `unhealthy` (level
@@ -313,21 +298,3 @@ def _standard_from_doc(doc: dict, path: Path) -> Standard:
         unhealthy,
         False,
     )
-
-
-def exceedance_probability(quantiles, values, threshold: float) -> np.ndarray:
-    """P(c ≥ threshold) from predictive quantiles: values (..., Q) at probability levels
-    `quantiles` (Q,), increasing. The CDF is linear between quantiles; beyond the outer ones it is put
-    at the middle of the tail mass (q_lo / 2, 1 - (1 - q_hi) / 2)."""
-    q = np.asarray(quantiles, np.float64)
-    v = np.asarray(values, np.float64)
-    k = (v <= threshold).sum(-1)  # quantiles at or below the threshold
-    i = np.clip(k, 1, len(q) - 1)
-    v0, v1 = (
-        np.take_along_axis(v, (i - 1)[..., None], -1)[..., 0],
-        np.take_along_axis(v, i[..., None], -1)[..., 0],
-    )
-    frac = np.clip((threshold - v0) / np.maximum(v1 - v0, 1e-9), 0, 1)
-    cdf = q[i - 1] + frac * (q[i] - q[i - 1])
-    cdf = np.where(k == 0, q[0] / 2, np.where(k == len(q), 1 - (1 - q[-1]) / 2, cdf))
-    return 1.0 - cdf

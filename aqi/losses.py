@@ -11,7 +11,7 @@ under a distribution strategy. Targets that are NaN are masked (weight 0).
 
 from __future__ import annotations
 
-from aqi.config import LossConfig
+from aqi.config import LossConfig, median_index
 from aqi.levels import Standard
 from aqi.tfboot import import_tf
 
@@ -34,11 +34,14 @@ def soft_level(c, breakpoints, tau):
     return tf.reduce_sum((tf.tanh((c[..., None] - b) / t) + 1.0) / 2.0, axis=-1)
 
 
-def hard_level(c, breakpoints, upper_closed: bool = False):
-    """Integer level count of concentrations (no truncation; the evaluation uses levels.level)."""
-    b = tf.constant(breakpoints, tf.float32)
-    above = c[..., None] > b if upper_closed else c[..., None] >= b
-    return tf.reduce_sum(tf.cast(above, tf.int32), axis=-1)
+def hard_level(c, std: Standard):
+    """In-graph twin of `levels.level`, by the same rule and arithmetic (float64): truncate to the
+    standard's resolution, then count the edges a concentration reaches. NaN → -1."""
+    c = tf.cast(c, tf.float64)
+    t = tf.floor(c / std.resolution + 1e-9) * std.resolution if std.resolution else c
+    e = tf.constant(std.edges, tf.float64)
+    above = t[..., None] > e if std.upper_closed else t[..., None] >= e
+    return tf.where(tf.math.is_nan(c), -1, tf.reduce_sum(tf.cast(above, tf.int32), axis=-1))
 
 
 def _mask(y_true, *others):
@@ -86,7 +89,7 @@ class LevelLoss(keras.losses.Loss):
         return lvl * mask, tf.abs(y - p) / self.scale * mask, mask
 
     def call(self, y_true, y_pred):
-        median = y_pred[..., len(self.quantiles) // 2] if self.quantiles else y_pred
+        median = y_pred[..., median_index(self.quantiles)] if self.quantiles else y_pred
         lvl, mae, _ = self.terms(y_true, median)
         per_h = self.alpha * lvl + (1.0 - self.alpha) * mae
         if self.quantiles:
@@ -111,6 +114,7 @@ class LevelLoss(keras.losses.Loss):
             "scale": self.scale,
             "y_scale": self.y_scale,
             "y_shift": self.y_shift,
+            "quantiles": self.quantiles,
             "name": self.name,
             "reduction": self.reduction,
         }

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from aqi.config import Config
 from aqi.tfboot import import_tf
+from aqi.windows import PM25_FEATURE
 
 import_tf()
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
-
-PM25 = 0  # column of the linear PM2.5 feature (windows.PLAIN_COLS starts with it)
 
 
 @keras.saving.register_keras_serializable(package="aqi")
 class Persistence(layers.Layer):
     """(batch, L, F) scaled inputs → (batch, 1) PM2.5 at the origin in µg/m³."""
 
-    def __init__(self, mean: float, std: float, index: int = PM25, **kw):
+    def __init__(self, mean: float, std: float, index: int = PM25_FEATURE, **kw):
         super().__init__(**kw)
         self.mean, self.std, self.index = float(mean), float(std), int(index)
 

@@ -1,11 +1,25 @@
-"""Terminal output: rich tables. Imports no TensorFlow."""
+"""Tables and text: rich tables for the terminal, Markdown for reports. Renders only; imports no
+TensorFlow and computes nothing."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich import box
 from rich.table import Table
 
 from aqi.term import console
+
+
+def train_summary(meta: dict) -> str:
+    """The one line `aqi train` ends with: validation means over horizons, model vs persistence."""
+    v = meta["validation"]
+    mean = {k: {m: float(np.mean(v[k][m])) for m in ("mae", "level_accuracy")} for k in v}
+    return (
+        f"{meta['station']}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
+        f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "
+        f"{mean['model']['level_accuracy']:.3f} (persistence "
+        f"{mean['persistence']['level_accuracy']:.3f}), {meta['train_seconds']:.0f} s"
+    )
 
 
 def stations_table(rows: list[dict]) -> None:
@@ -65,6 +79,13 @@ def forecast_table(result: dict) -> None:
     console.print(t)
 
 
+def forecast_text(results: list[dict], fmt: str) -> str:
+    """Forecasts as 'csv' or 'json' (the stable schema of forecast.py), for files and pipes."""
+    import json
+
+    return forecast_csv(results) if fmt == "csv" else json.dumps(results, indent=2, ensure_ascii=False)
+
+
 def forecast_csv(results: list[dict]) -> str:
     import csv
     import io
@@ -116,3 +137,36 @@ def evaluation_table(summary: dict) -> None:
         maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]
         t.add_row(st, *maes, *(f"{r[m]['level_accuracy']:.3f}" for m in ("model", "gbm", "persistence")))
     console.print(t)
+
+
+def summary_markdown(summary: dict) -> str:
+    """summary.md: one row per station and the mean row, means over horizons."""
+    head = (
+        "| station | model MAE | GBM MAE | persistence MAE | model level acc | GBM level acc | "
+        "persistence level acc | model daily acc | GBM daily acc |\n|---|" + "---:|" * 8 + "\n"
+    )
+    keys = ("model", "gbm", "persistence")
+
+    def cells(r: dict) -> list[float]:
+        return (
+            [r[k]["mae"] for k in keys]
+            + [r[k]["level_accuracy"] for k in keys]
+            + [r[k]["daily_level_accuracy"] or np.nan for k in ("model", "gbm")]
+        )
+
+    def line(name: str, vals: list[float], bold: str = "") -> str:
+        fmt = [".2f"] * 3 + [".3f"] * 5
+        body = " | ".join(f"{bold}{v:{f}}{bold}" for v, f in zip(vals, fmt, strict=True))
+        return f"| {name} | {body} |"
+
+    per_station = {st: cells(r) for st, r in summary.items()}
+    rows = [line(st, v) for st, v in per_station.items()]
+    table = np.array(list(per_station.values()), float)
+    ok = np.isfinite(table)  # daily accuracy is missing when H < 24: NaN, not a warning
+    mean = np.where(ok.any(0), np.where(ok, table, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+    rows.append(line("**mean**", list(mean), "**"))
+    note = (
+        "\nMAE in µg/m³ and level accuracy averaged over horizons 1–24 h on the test split; "
+        "daily = next-day daily-mean level from 23:00 origins.\n"
+    )
+    return "# Evaluation summary\n\n" + head + "\n".join(rows) + "\n" + note

@@ -1,229 +1,278 @@
-"""The custom training loop: tf.GradientTape under a tf.distribute strategy, Keras 3 style.
+"""`aqi train`: one station's windows → an ensemble trained by the loop → one saved `TrainedModel`.
 
-`fit` is the loop (one screen, top to bottom); `train_station` wires data, model, strategy and artifacts.
-Per-example losses are summed and divided by the *global* batch size (all-reduced across replicas, so
-a last partial batch is averaged over the examples it really has): the same reduction as `model.fit`.
+Nothing under models/<station>/ changes unless training finishes with finite losses; the per-epoch
+checkpoints (ckpt/) let `--resume` continue an interrupted run.
 """
 
 from __future__ import annotations
 
+import platform
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from aqi.config import AqiError, TrainConfig
-from aqi.losses import LevelLoss, hard_level, tf
+import aqi
+from aqi import metrics
+from aqi.config import AqiError, Config, validate
+from aqi.datadir import model_dir
+from aqi.devices import select_strategy
+from aqi.lbfgs import lbfgs_fit
+from aqi.levels import Standard, get_standard
+from aqi.loop import Bar, History, Loop, dataset, distribute, fit, make_optimizer
+from aqi.losses import LevelLoss, keras, tf
+from aqi.model import build_model
+from aqi.store import read_station, station_timezone, stations
 from aqi.term import console
-from aqi.tfboot import import_tf
+from aqi.trained import TrainedModel, as_prediction, predict
+from aqi.windows import Windows, build_windows
 
-import_tf()
-import keras  # noqa: E402
-
-
-class NonFiniteLoss(AqiError):
-    """Training diverged: a loss became NaN or infinite."""
+VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
 
 
-@dataclass
-class History:
-    train_loss: list[float] = field(default_factory=list)  # per epoch
-    val_loss: list[float] = field(default_factory=list)
-    val_mae: list[float] = field(default_factory=list)  # µg/m³, over all horizons
-    val_level_acc: list[float] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)  # every step, for parity checks
-    best_epoch: int = -1
-    samples_per_s: float = 0.0
-    lbfgs: dict | None = None  # L-BFGS-B fine-tuning summary, when run
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run reports and where it keeps state; none of it changes the trained model."""
+
+    quiet: bool = False  # no progress bars (batch jobs)
+    tensorboard: Path | None = None  # folder for TensorBoard scalars, one run per member
+    resume: bool = False  # continue from the last epoch checkpoint
+    echo: Callable[[str], None] = print  # one-line messages
 
 
-class Bar:
-    """Rich progress: one line per epoch with loss, validation MAE and level accuracy, samples/s."""
+def train_station(
+    data_dir: Path,
+    station: str,
+    cfg: Config,
+    quiet: bool = False,
+    tensorboard: Path | None = None,
+    resume: bool = False,
+    echo=print,
+) -> dict:
+    """Train one station's ensemble of `cfg.model.members` networks (seeds seed, seed+1, …), save
+    their average as one model and return the meta.json written beside model.keras."""
+    validate(cfg)
+    opts = RunOptions(quiet, tensorboard, resume, echo)
+    if tensorboard:
+        _check_tensorboard(tensorboard)
+    std = get_standard(cfg.loss.standard)
+    strategy, device = select_strategy(cfg.train.device)
+    tf.config.experimental.enable_op_determinism()
+    tz = station_timezone(data_dir, station)
+    w = build_windows(read_station(data_dir, station), cfg.window, tz)
+    job = Job(cfg, w, strategy, std, model_dir(data_dir, station) / "ckpt", opts)
+    if len(job.tr) < cfg.train.batch_size or not len(job.va):
+        raise AqiError(
+            f"station {station}: too little data ({len(job.tr)} train / {len(job.va)} validation "
+            f"windows for --batch-size {cfg.train.batch_size})"
+        )
+    echo(f"{station}: {len(job.tr):,} train / {len(job.va):,} validation windows on {device}")
+    started = time.perf_counter()
+    members = [job.member(k) for k in range(cfg.model.members)]
+    with strategy.scope():
+        model = ensemble([m for m, _ in members])
+    info = _info(job, [h for _, h in members], model, device, time.perf_counter() - started)
+    resolved = cfg.replace(window={k: v for k, v in w.dates.to_dict().items()})
+    saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(data_dir)
+    return saved.meta() | {"model_sha256": saved.sha256}
 
-    def __init__(self, steps: int, epochs: int, quiet: bool, label: str = ""):
-        self.steps, self.epochs, self.label, self.done = steps, epochs, label, 0
-        self.progress = Progress(
-            TextColumn("{task.description}"),
+
+class Job:
+    """What every ensemble member of one station shares: data, strategy, loss, checkpoint root."""
+
+    def __init__(self, cfg: Config, w: Windows, strategy, std: Standard, ckpt_root: Path, opts):
+        self.cfg, self.w, self.strategy, self.std, self.ckpt_root, self.opts = (
+            cfg, w, strategy, std, ckpt_root, opts,
+        )  # fmt: skip
+        self.tr, self.va = w.part("train"), w.part("val")
+        self.steps = -(-len(self.tr) // cfg.train.batch_size)
+        self.val_ds = distribute(strategy, dataset(self.va.x, self.va.y, VAL_BATCH, False, 0))
+        m = cfg.model
+        self.quantiles = m.quantiles if m.head == "quantile" else ()
+
+    def loss(self) -> LevelLoss:
+        return LevelLoss.from_standard(self.std, self.cfg.loss, quantiles=self.quantiles)
+
+    def val_point(self, model) -> np.ndarray:
+        """(N, H) point forecasts of the validation windows, µg/m³."""
+        return as_prediction(predict(model, self.va.x), self.quantiles).point
+
+    def score(self, model) -> tuple[float, float]:
+        return metrics.pooled(self.va.y, self.val_point(model), self.std)
+
+    def member(self, k: int):
+        """Member k (seed + k): first-order training, then optional L-BFGS-B fine-tuning."""
+        t, loss = self.cfg.train, self.loss()
+        tf.keras.utils.set_random_seed(t.seed + k)
+        with self.strategy.scope():
+            model = build_model(self.cfg, len(self.w.features), self.w.scaler.pm25())
+        hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
+        if t.optimizer == "lbfgs" or t.finetune_lbfgs:
+            hist.lbfgs = self._lbfgs(model, loss, k)
+        return model, hist
+
+    def _first_order(self, model, loss, k: int) -> History:
+        """The custom loop, checkpointed each epoch; a finished checkpoint is taken whole on --resume."""
+        cfg, t = self.cfg, self.cfg.train
+        with self.strategy.scope():
+            optimizer = make_optimizer(t, self.steps)
+            loop = Loop(model, optimizer, loss, self.strategy)
+            ckpt = tf.train.Checkpoint(
+                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
+            )
+        ckpt_dir = self.ckpt_root / f"member-{k}"
+        if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
+        start = _resume(ckpt, manager, self.opts.echo) if self.opts.resume else 0
+        if bool(ckpt.done.numpy()):
+            return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
+        train_ds = distribute(
+            self.strategy, dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
+        )
+        label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
+        on_epoch = self._on_epoch(ckpt, manager, k)
+        with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
+            bar.done = start
+            hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar, self.score)
+        ckpt.done.assign(True)
+        manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
+        return hist
+
+    def _lbfgs(self, model, loss, k: int) -> dict:
+        """Full-batch L-BFGS-B on up to lbfgs_max_samples train windows; kept only if the
+        validation loss improves (the best weights are kept either way)."""
+        t = self.cfg.train
+        iters = t.finetune_lbfgs or 200
+        pick = np.random.default_rng(t.seed + k).permutation(len(self.tr))[: t.lbfgs_max_samples]
+        before, weights = self._val_loss(model, loss), model.get_weights()
+        with Progress(
+            TextColumn(f"L-BFGS-B member {k + 1}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
             console=console,
-            disable=quiet,
+            disable=self.opts.quiet,
+        ) as bar:
+            task = bar.add_task("", total=iters, info="")
+            res = lbfgs_fit(
+                model, loss, self.tr.x[pick], self.tr.y[pick], iters,
+                on_iteration=lambda i, v: bar.update(task, completed=i, info=f"loss {v:.4f}"),
+            )  # fmt: skip
+        after = self._val_loss(model, loss)
+        kept = bool(after < before)
+        if not kept:
+            model.set_weights(weights)
+        self.opts.echo(
+            f"L-BFGS-B member {k + 1}: {res.iterations} iterations in {res.seconds:.1f} s, "
+            f"val loss {before:.4f} → {after:.4f}{'' if kept else ' (not kept)'}"
         )
-        self.task = None
+        return {
+            "iterations": res.iterations,
+            "seconds": round(res.seconds, 2),
+            "val_before": before,
+            "val_after": after,
+            "kept": kept,
+            "train_losses": res.losses,
+        }
 
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
+    def _val_loss(self, model, loss) -> float:
+        return float(np.mean(loss.call(self.va.y, predict(model, self.va.x))))
 
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+    def _on_epoch(self, ckpt, manager, k: int):
+        tb = self.opts.tensorboard
+        writer = tf.summary.create_file_writer(str(Path(tb) / f"member-{k}")) if tb else None
 
-    def step(self, loss: float) -> None:
-        if self.task is None:  # made lazily: no empty line after an early stop
-            name = f"{self.label}epoch {self.done + 1}/{self.epochs}"
-            self.task = self.progress.add_task(name, total=self.steps, info="")
-        self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}")
+        def on_epoch(epoch: int, h: History) -> None:
+            ckpt.epoch.assign(epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)
+            if writer:
+                with writer.as_default(step=epoch + 1):
+                    for name in ("train_loss", "val_loss", "val_mae", "val_level_acc"):
+                        tf.summary.scalar(name, getattr(h, name)[-1])
 
-    def epoch(self, epoch: int, h: History) -> None:
-        info = (
-            f"loss {h.train_loss[-1]:.4f}  val MAE {h.val_mae[-1]:.2f} µg/m³  "
-            f"val level acc {h.val_level_acc[-1]:.3f}  {h.samples_per_s:,.0f} samples/s"
+        return on_epoch
+
+
+def ensemble(models: list) -> keras.Model:
+    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
+    if len(models) == 1:
+        return models[0]
+    x = keras.Input(models[0].input_shape[1:], name="window")
+    for i, m in enumerate(models):
+        m.name = f"member_{i}"
+    return keras.Model(
+        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
+    )
+
+
+def _check_tensorboard(path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise AqiError(
+            f"--tensorboard {path}: the tensorboard package is not installed "
+            "(pip install 'aqi[tensorboard]')"
         )
-        self.progress.update(self.task, completed=self.steps, info=info)
-        self.task, self.done = None, epoch + 1
 
 
-def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Optimizer with its LR schedule; `clipnorm` clips the global gradient norm."""
-    total = max(1, t.epochs * steps_per_epoch)
-    lr = {
-        "cosine": lambda: keras.optimizers.schedules.CosineDecay(t.lr, total, alpha=0.05),
-        "exponential": lambda: keras.optimizers.schedules.ExponentialDecay(t.lr, steps_per_epoch, 0.9),
-        "constant": lambda: t.lr,
-    }[t.schedule]()
-    kw = {"learning_rate": lr, "global_clipnorm": t.clipnorm}
+def _resume(ckpt, manager, echo) -> int:
+    if not manager.latest_checkpoint:
+        echo("no checkpoint to resume from; starting at epoch 1")
+        return 0
+    ckpt.restore(manager.latest_checkpoint)
+    echo(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch.numpy())})")
+    return int(ckpt.epoch.numpy())
+
+
+def _info(job: Job, hists: list[History], model, device: str, seconds: float) -> dict:
+    """What meta.json records about the run besides the model record itself."""
+    w, va = job.w, job.va
     return {
-        "adam": lambda: keras.optimizers.Adam(**kw),
-        "adamw": lambda: keras.optimizers.AdamW(weight_decay=t.weight_decay, **kw),
-        "sgd": lambda: keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw),
-        "nadam": lambda: keras.optimizers.Nadam(**kw),
-        "rmsprop": lambda: keras.optimizers.RMSprop(**kw),
-    }[t.optimizer]()
+        "features": w.features,
+        "data": {
+            "first_origin": str(w.origin[0]),
+            "last_origin": str(w.origin[-1]),
+            "windows": {k: int((w.split == k).sum()) for k in ("train", "val", "test")},
+        },
+        "history": [
+            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs")}
+            for h in hists
+        ],  # one entry per ensemble member
+        "best_epoch": [h.best_epoch + 1 for h in hists],
+        "epochs_run": [len(h.train_loss) for h in hists],
+        "validation": {
+            "model": metrics.per_horizon(va.y, job.val_point(model), job.std),
+            "persistence": metrics.per_horizon(va.y, va.persistence(), job.std),
+        },
+        "device": device,
+        "train_seconds": round(seconds, 2),
+        "samples_per_s": round(max(h.samples_per_s for h in hists), 1),
+        "params": int(model.count_params()),
+        "versions": {
+            "aqi": aqi.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "python": platform.python_version(),
+        },
+    }
 
 
-def dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int):
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
-
-
-def distribute(strategy, ds):
-    """The dataset as the strategy wants it. The default (single-device) strategy takes the plain
-    dataset: wrapping it in a distributed dataset costs ~13 % of CPU throughput for nothing."""
-    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
-        return ds
-    return strategy.experimental_distribute_dataset(ds)
-
-
-class Loop:
-    """The compiled steps of one model/optimizer/loss under one strategy."""
-
-    def __init__(self, model, optimizer, loss: LevelLoss, strategy):
-        self.model, self.optimizer, self.loss, self.strategy = model, optimizer, loss, strategy
-        with strategy.scope():
-            # slot variables (Adam's m, v) made here, not lazily inside a replica's step, where
-            # MirroredStrategy cannot create them
-            optimizer.build(model.trainable_variables)
-            self.train_loss = keras.metrics.Mean("loss")
-            self.val_loss = keras.metrics.Mean("val_loss")
-            self.val_mae = keras.metrics.Mean("val_mae")
-            self.val_acc = keras.metrics.Mean("val_level_acc")
-
-    def _global_mean(self, per_example):
-        """Sum of per-example losses / global batch size (all replicas' examples together)."""
-        n = tf.cast(tf.shape(per_example)[0], tf.float32)
-        n_global = tf.distribute.get_replica_context().all_reduce("sum", n)
-        return tf.reduce_sum(per_example) / n_global
-
-    def _train_replica(self, x, y):
-        with tf.GradientTape() as tape:
-            pred = self.model(x, training=True)
-            loss = self._global_mean(self.loss.call(y, pred))
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply(grads, self.model.trainable_variables)
-        return loss, tf.cast(tf.shape(y)[0], tf.float32)
-
-    def _test_replica(self, x, y):
-        """Per-replica sums: (loss, |error| µg/m³, right levels, valid targets, examples)."""
-        pred = self.model(x, training=False)
-        point = pred[..., pred.shape[-1] // 2] if len(pred.shape) == 3 else pred  # median of Q
-        mask = tf.math.is_finite(y)
-        y0 = tf.where(mask, y, 0.0)
-        b = self.loss.breakpoints
-        right = tf.logical_and(mask, hard_level(y0, b) == hard_level(point, b))
-        m = tf.cast(mask, tf.float32)
-        return (
-            tf.reduce_sum(self.loss.call(y, pred)),
-            tf.reduce_sum(tf.abs(y0 - point) * m),
-            tf.reduce_sum(tf.cast(right, tf.float32)),
-            tf.reduce_sum(m),
-            tf.cast(tf.shape(y)[0], tf.float32),
-        )
-
-    @tf.function(reduce_retracing=True)  # the last partial batch has another shape
-    def train_step(self, batch):
-        loss, n = self.strategy.run(self._train_replica, args=batch)
-        loss = self.strategy.reduce("sum", loss, axis=None)  # replicas' shares of the global mean
-        self.train_loss.update_state(loss, sample_weight=self.strategy.reduce("sum", n, axis=None))
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def test_step(self, batch):
-        sums = self.strategy.run(self._test_replica, args=batch)
-        loss, err, right, n, ex = (self.strategy.reduce("sum", s, axis=None) for s in sums)
-        self.val_loss.update_state(loss / ex, sample_weight=ex)
-        self.val_mae.update_state(err / tf.maximum(n, 1.0), sample_weight=n)
-        self.val_acc.update_state(right / tf.maximum(n, 1.0), sample_weight=n)
-
-    def reset(self):
-        for m in (self.train_loss, self.val_loss, self.val_mae, self.val_acc):
-            m.reset_state()
-
-
-def fit(
-    loop: Loop,
-    train_ds,
-    val_ds,
-    t: TrainConfig,
-    n_train: int,
-    start_epoch: int = 0,
-    on_epoch: Callable[[int, History], None] | None = None,
-    bar=None,
-) -> History:
-    """Epochs of train_step over `train_ds`, test_step over `val_ds`; early stopping on validation
-    loss with the best weights restored. A non-finite loss raises NonFiniteLoss at once."""
-    hist, best, best_weights, wait, busy = History(), np.inf, None, 0, 0.0
-    for epoch in range(start_epoch, t.epochs):
-        loop.reset()
-        started = time.perf_counter()
-        for batch in train_ds:
-            loss = float(loop.train_step(batch))
-            if not np.isfinite(loss):
-                raise NonFiniteLoss(
-                    f"training stopped: loss became {loss} at epoch {epoch + 1}, "
-                    f"step {len(hist.step_losses) + 1}; lower --lr or set --clipnorm"
-                )
-            hist.step_losses.append(loss)
-            bar and bar.step(loss)
-        busy += time.perf_counter() - started
-        for batch in val_ds:
-            loop.test_step(batch)
-        for name, metric in [
-            ("train_loss", loop.train_loss),
-            ("val_loss", loop.val_loss),
-            ("val_mae", loop.val_mae),
-            ("val_level_acc", loop.val_acc),
-        ]:
-            getattr(hist, name).append(float(metric.result()))
-        if hist.val_loss[-1] < best - 1e-7:
-            best, best_weights, wait, hist.best_epoch = (
-                hist.val_loss[-1],
-                loop.model.get_weights(),
-                0,
-                epoch,
-            )
-        else:
-            wait += 1
-        hist.samples_per_s = n_train * (epoch + 1 - start_epoch) / max(busy, 1e-9)
-        bar and bar.epoch(epoch, hist)
-        on_epoch and on_epoch(epoch, hist)
-        if wait > t.patience:
-            break
-    if t.restore_best and best_weights is not None:
-        loop.model.set_weights(best_weights)
-    return hist
+def train_stations(data_dir: Path, station: str, cfg: Config, echo=print, **kw) -> list[dict]:
+    """`--station all` trains every station in the store in turn."""
+    names = stations(data_dir) if station == "all" else [station]
+    if not names:
+        raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
+    out = []
+    for i, name in enumerate(names, 1):
+        if len(names) > 1:
+            echo(f"[{i}/{len(names)}] {name}")
+        out.append(train_station(data_dir, name, cfg, echo=echo, **kw))
+    return out

@@ -8,6 +8,7 @@ are dropped, and missing targets stay NaN (masked by the loss), never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from aqi.config import MEASURES, POLLUTANTS, AqiError, WindowConfig
 
 LOG_COLS = tuple(c for c in POLLUTANTS if c != "pm25")  # heavy-tailed µg/m³: log1p before scaling
 PLAIN_COLS = ("pm25", *LOG_COLS, "temp", "pres", "dewp", "rain", "wspm")
+PM25_FEATURE = PLAIN_COLS.index("pm25")  # feature column of the linear PM2.5 input (µg/m³, scaled)
 MEASURED = tuple(c for c in MEASURES if c != "wd_deg")
 # Missing-value indicators per hour: PM2.5 only; those of the other measures are almost always 0 and
 # only added inputs to overfit.
@@ -38,6 +40,60 @@ class Scaler:
     def from_dict(cls, d: dict) -> Scaler:
         return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
 
+    def pm25(self) -> tuple[float, float]:
+        """(mean, std) µg/m³ of the PM2.5 input: the model un-scales persistence with them."""
+        return float(self.mean[PM25_FEATURE]), float(self.std[PM25_FEATURE])
+
+
+@dataclass(frozen=True)
+class Split:
+    """Last target hour of the train, validation and test splits: local, tz-aware, inclusive."""
+
+    train_end: pd.Timestamp
+    val_end: pd.Timestamp
+    test_end: pd.Timestamp
+
+    @classmethod
+    def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
+        """Dates from the config; unset ones: the last 12 months of data are test and the 6 months
+        before them validation."""
+        end = data_end.tz_convert(tz)
+        hour = pd.Timedelta(hours=1)
+        test_end = _local(cfg.test_end, tz) if cfg.test_end else end
+        val_end = (
+            _local(cfg.val_end, tz) if cfg.val_end else test_end + hour - pd.DateOffset(months=12) - hour
+        )
+        train_end = (
+            _local(cfg.train_end, tz)
+            if cfg.train_end
+            else val_end + hour - pd.DateOffset(months=6) - hour
+        )
+        if not train_end < val_end <= test_end:
+            raise AqiError(
+                f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
+            )
+        return cls(train_end, val_end, test_end)
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v.isoformat() for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str], tz: str) -> Split:
+        return cls(*(pd.Timestamp(d[k]).tz_convert(tz) for k in ("train_end", "val_end", "test_end")))
+
+    def labels(self, target_first: pd.DatetimeIndex, target_last: pd.DatetimeIndex) -> np.ndarray:
+        """'train' | 'val' | 'test' per window by its first and last target time; '' where they
+        straddle two splits."""
+        first, last = (
+            target_first.tz_convert(self.train_end.tz),
+            target_last.tz_convert(self.train_end.tz),
+        )
+        out = np.full(len(first), "", dtype=object)
+        out[last <= self.train_end] = "train"
+        out[(first > self.train_end) & (last <= self.val_end)] = "val"
+        out[(first > self.val_end) & (last <= self.test_end)] = "test"
+        return out.astype(str)
+
 
 @dataclass
 class Windows:
@@ -48,21 +104,25 @@ class Windows:
     features: list[str]
     scaler: Scaler
     split: np.ndarray  # (N,) 'train' | 'val' | 'test' | ''  (by target time)
+    dates: Split  # the split dates the labels were made with
 
     def __len__(self) -> int:
         return len(self.x)
 
     def part(self, name: str) -> Windows:
         k = self.split == name
-        return Windows(
-            self.x[k],
-            self.y[k],
-            self.origin[k],
-            self.last_pm25[k],
-            self.features,
-            self.scaler,
-            self.split[k],
+        return dataclasses.replace(
+            self,
+            x=self.x[k],
+            y=self.y[k],
+            origin=self.origin[k],
+            last_pm25=self.last_pm25[k],
+            split=self.split[k],
         )
+
+    def persistence(self) -> np.ndarray:
+        """(N, H) the last observed PM2.5 (after gap filling) for every horizon, µg/m³."""
+        return np.repeat(self.last_pm25[:, None], self.y.shape[1], axis=1)
 
 
 def window_offsets(lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,45 +165,6 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
     return f.astype(np.float32)
 
 
-def split_labels(
-    target_first: pd.DatetimeIndex,
-    target_last: pd.DatetimeIndex,
-    tz: str,
-    cfg: WindowConfig,
-    data_end: pd.Timestamp,
-) -> np.ndarray:
-    """'train' | 'val' | 'test' per window by its target times (local); '' where targets straddle."""
-    train_end, val_end, test_end = split_dates(cfg, data_end, tz)
-    first, last = target_first.tz_convert(tz), target_last.tz_convert(tz)
-    out = np.full(len(first), "", dtype=object)
-    out[last <= train_end] = "train"
-    out[(first > train_end) & (last <= val_end)] = "val"
-    out[(first > val_end) & (last <= test_end)] = "test"
-    return out.astype(str)
-
-
-def split_dates(cfg: WindowConfig, data_end: pd.Timestamp, tz: str):
-    """(train_end, val_end, test_end), local, inclusive. Unset dates: the last 12 months are test and
-    the 6 months before them validation."""
-    end = data_end.tz_convert(tz)
-    test_end = _local(cfg.test_end, tz) if cfg.test_end else end
-    val_end = (
-        _local(cfg.val_end, tz)
-        if cfg.val_end
-        else ((test_end + pd.Timedelta(hours=1)) - pd.DateOffset(months=12) - pd.Timedelta(hours=1))
-    )
-    train_end = (
-        _local(cfg.train_end, tz)
-        if cfg.train_end
-        else ((val_end + pd.Timedelta(hours=1)) - pd.DateOffset(months=6) - pd.Timedelta(hours=1))
-    )
-    if not train_end < val_end <= test_end:
-        raise AqiError(
-            f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
-        )
-    return train_end, val_end, test_end
-
-
 def _local(s: str, tz: str) -> pd.Timestamp:
     try:
         t = pd.Timestamp(s)
@@ -163,9 +184,15 @@ def fit_scaler(feats: pd.DataFrame, rows: np.ndarray) -> Scaler:
     return Scaler(np.nan_to_num(mean).astype(np.float32), std.astype(np.float32))
 
 
-def build_windows(df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler | None = None) -> Windows:
+def build_windows(
+    df: pd.DataFrame,
+    cfg: WindowConfig,
+    tz: str,
+    scaler: Scaler | None = None,
+    dates: Split | None = None,
+) -> Windows:
     """All windows of one station with their split labels. The scaler is fitted on train-split hours
-    unless one is given (evaluation and forecasting reuse the model's)."""
+    and the split dates resolved from `cfg` unless given (evaluation reuses the model's)."""
     grid = complete_grid(df)
     feats = feature_frame(grid, tz, cfg.max_gap)
     n, (L, H) = len(grid), (cfg.lookback, cfg.horizon)
@@ -179,12 +206,11 @@ def build_windows(df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler |
     keep = inputs_ok[origins + inp[0]] & ~np.isnan(y).all(axis=1)
     origins, y = origins[keep], y[keep]
     times = grid.index
-    split = split_labels(times[origins + tgt[0]], times[origins + tgt[-1]], tz, cfg, times[-1])
+    dates = dates or Split.resolve(cfg, times[-1], tz)
     if scaler is None:
-        train_end = split_dates(cfg, times[-1], tz)[0]
-        rows = np.flatnonzero(times.tz_convert(tz) <= train_end)
+        rows = np.flatnonzero(times.tz_convert(tz) <= dates.train_end)
         if len(rows) < L + H:
-            raise AqiError(f"too little training data before {train_end:%Y-%m-%d %H:%M}")
+            raise AqiError(f"too little training data before {dates.train_end:%Y-%m-%d %H:%M}")
         scaler = fit_scaler(feats, rows)
     xs = np.nan_to_num(scaler.apply(feats.to_numpy()))  # unfilled non-PM2.5 holes → the train mean
     x = np.lib.stride_tricks.sliding_window_view(xs, L, axis=0)[origins + inp[0]].transpose(0, 2, 1)
@@ -195,7 +221,8 @@ def build_windows(df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler |
         pm[origins].astype(np.float32),
         list(feats.columns),
         scaler,
-        split,
+        dates.labels(times[origins + tgt[0]], times[origins + tgt[-1]]),
+        dates,
     )
 
 

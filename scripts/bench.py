@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from aqi.datadir import bench_path
+
 ROOT = Path(__file__).resolve().parents[1]
 AQI = [sys.executable, "-m", "aqi"]
 STATION = "Aotizhongxin"
@@ -102,7 +104,7 @@ def main() -> None:
     args = ap.parse_args()
     bench_dir = args.data_dir / "bench"
     only = set(filter(None, args.only.split(",")))
-    out = args.data_dir / "reports" / "bench.json"
+    out = bench_path(args.data_dir)
     rows = [
         ("ingest", lambda: {"ingest": bench_ingest(bench_dir)}),
         ("loop_vs_fit", lambda: {"loop_vs_fit": script_row("bench_loop.py", bench_dir, args.device)}),
@@ -129,7 +131,7 @@ def report(path: Path, rows: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from aqi.store import atomic_write_bytes
+    from aqi.datadir import atomic_write_bytes
 
     old = json.loads(path.read_text()) if path.exists() else {}
     merged = (

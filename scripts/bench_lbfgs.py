@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from aqi import artifacts
 from aqi.config import Config
 from aqi.devices import select_strategy
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import get_standard
+from aqi.loop import Loop, dataset, fit, make_optimizer
 from aqi.losses import LevelLoss, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone
-from aqi.train import Loop, dataset, fit, make_optimizer
+from aqi.trained import predict
 from aqi.windows import build_windows
 
 STATION = "Aotizhongxin"
@@ -36,12 +36,12 @@ def main(data_dir: Path) -> dict:
     loss = LevelLoss.from_standard(get_standard(cfg.loss.standard), cfg.loss)
 
     def val_loss(model) -> float:
-        return float(np.mean(loss.call(va.y, artifacts.predict(model, va.x))))
+        return float(np.mean(loss.call(va.y, predict(model, va.x))))
 
     def adam(epochs: int):
         t = cfg.train.__class__(**{**cfg.train.__dict__, "epochs": epochs})
         tf.keras.utils.set_random_seed(cfg.train.seed)
-        model = build_model(cfg, len(w.features), (float(w.scaler.mean[0]), float(w.scaler.std[0])))
+        model = build_model(cfg, len(w.features), w.scaler.pm25())
         loop = Loop(model, make_optimizer(t, -(-len(tr) // t.batch_size)), loss, strategy)
         start = time.perf_counter()
         fit(

@@ -15,10 +15,10 @@ from pathlib import Path
 from aqi.config import Config
 from aqi.devices import select_strategy
 from aqi.levels import get_standard
+from aqi.loop import Loop, dataset, distribute, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone
-from aqi.train import Loop, dataset, distribute, fit, make_optimizer
 from aqi.windows import build_windows
 
 STATION, EPOCHS = "Aotizhongxin", 3
@@ -31,7 +31,7 @@ def main(data_dir: Path, device: str) -> dict:
     tr, bs = w.part("train"), cfg.train.batch_size
     loss = LevelLoss.from_standard(get_standard(cfg.loss.standard), cfg.loss)
     steps = -(-len(tr) // bs)
-    scaling = (float(w.scaler.mean[0]), float(w.scaler.std[0]))
+    scaling = w.scaler.pm25()
 
     def ours(strat) -> float:
         with strat.scope():

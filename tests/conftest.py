@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic CSVs in the UCI layout, and the real Beijing data when present."""
+"""Shared fixtures and data builders: small synthetic CSVs in the UCI layout, store-shaped frames,
+array problems for the loop, the one tiny config, and the real Beijing data when present."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def learnable_frame(station: str = "Synth", days: int = 120, seed: int = 0) -> p
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory) -> Path:
     """A data dir whose store holds station Synth: 120 days of learnable hourly data."""
-    from aqi.store import ingest
+    from aqi.ingest import ingest
 
     d = tmp_path_factory.mktemp("synth")
     ingest([write_csv(learnable_frame(), d / "raw" / "synth.csv")], d / "data")
@@ -114,7 +115,8 @@ def synth_store(tmp_path_factory) -> Path:
 
 
 def tiny_config(**train):
-    """A model small enough for the suite: 24 h in, 6 h out, 16 units; split by explicit dates."""
+    """The suite's one small config: 24 h in, 6 h out, 16 units, one member; split by explicit dates
+    that fit `learnable_frame` (2016-01-01 + 120 days)."""
     from aqi.config import Config
 
     return Config().replace(
@@ -128,3 +130,50 @@ def tiny_config(**train):
         model={"hidden": 16, "layers": 1, "dropout": 0.0, "members": 1},
         train={"epochs": 2, "batch_size": 64, "device": "cpu"} | train,
     )
+
+
+# Store-shaped frames (what store.read_station returns), for window arithmetic.
+TZ = "Asia/Shanghai"
+
+
+def series(hours: int, start="2016-01-01 00:00", pm=None) -> pd.DataFrame:
+    """Store-shaped frame whose PM2.5 at hour i is i + 1 (every value unique: leaks are visible)."""
+    from aqi.config import MEASURES
+
+    t = pd.date_range(pd.Timestamp(start, tz=TZ).tz_convert("UTC"), periods=hours, freq="h")
+    df = pd.DataFrame({"time": t})
+    for c in MEASURES:
+        df[c] = np.float32(1.0)
+    df["pm25"] = np.arange(1, hours + 1, dtype=np.float32) if pm is None else pm
+    return df
+
+
+# Array problems for the loop: (n, L, F) inputs → (n, H) targets, no store involved.
+L, H, F = 6, 3, 5
+
+
+def problem(n=70, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, L, F)).astype(np.float32)
+    y = (40 + 30 * x[:, -1, :1] + 10 * x[:, -2, 1:2] + rng.normal(0, 3, (n, H))).astype(np.float32)
+    y[3, 1] = np.nan  # a masked target
+    return x, np.maximum(y, 0)
+
+
+def array_config(**train):
+    """tiny_config reshaped for `problem`: L, H above, 8 units, constant lr, no early stopping."""
+    fixed = {"batch_size": 16, "schedule": "constant", "clipnorm": None, "lr": 1e-2}
+    fixed |= {"patience": 99, "restore_best": False}
+    return tiny_config(**fixed | train).replace(
+        window={"lookback": L, "horizon": H}, model={"hidden": 8}
+    )
+
+
+def two_models(cfg):
+    """Two models of `cfg` with identical initial weights."""
+    from aqi.model import build_model
+
+    a = build_model(cfg, F, (40.0, 30.0))
+    b = build_model(cfg, F, (40.0, 30.0))
+    b.set_weights(a.get_weights())
+    return a, b

@@ -21,6 +21,8 @@ runner = CliRunner()
         (["--station", "Synth", "--device", "gpu"], "--device gpu: no GPU visible"),
         (["--station", "Synth", "--lookback", "5000"], "too little"),
         (["--station", "Synth", "--quantiles", "0.9,0.1"], "--quantiles"),
+        (["--station", "Synth", "--quantiles", "0.1,0.9"], "--quantiles"),  # no median
+        (["--station", "X/../../outside"], "--station: invalid station name"),
     ],
 )
 def test_bad_train_options(synth_store, args, message):
@@ -77,7 +79,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.clos
 os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
                                       "task": {"type": "worker", "index": 0}})
 from conftest import tiny_config
-from aqi.trainer import train_station
+from aqi.train import train_station
 said = []
 meta = train_station(sys.argv[1], "Synth", tiny_config(epochs=1), quiet=True, echo=said.append)
 print(meta["device"])
@@ -96,3 +98,19 @@ def test_tf_config_selects_multi_worker_strategy(synth_store):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "MultiWorkerMirroredStrategy" in out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "forecast"])
+def test_a_station_name_never_leaves_the_data_folder(synth_store, tmp_path, command):
+    before = tree_digest(synth_store.parent)
+    r = runner.invoke(app, ["--data-dir", str(synth_store), command, "--station", "../../evil"])
+    assert r.exit_code == 2 and "invalid station name '../../evil'" in r.output
+    assert tree_digest(synth_store.parent) == before
+
+
+def test_config_fields_are_set_by_name_in_their_section():
+    from aqi.config import Config
+
+    cfg = Config().with_fields(epochs=3, alpha=0.9, lookback=48, hidden=8, station="ignored")
+    assert (cfg.train.epochs, cfg.loss.alpha, cfg.window.lookback, cfg.model.hidden) == (3, 0.9, 48, 8)
+    assert Config.from_dict(cfg.to_dict()) == cfg

@@ -7,16 +7,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
-from test_windows import TZ, series
+from conftest import TZ, learnable_frame, series, tiny_config, write_csv
 from typer.testing import CliRunner
 
 from aqi import baselines
 from aqi.cli import app
 from aqi.config import WindowConfig
-from aqi.evaluate import METHODS, evaluate_station, score
+from aqi.evaluate import METHODS, evaluate_station
+from aqi.ingest import ingest
 from aqi.levels import STANDARDS
-from aqi.trainer import train_station
+from aqi.metrics import per_horizon
+from aqi.report import summary_markdown
+from aqi.train import train_station
 from aqi.windows import build_windows, complete_grid
 
 runner = CliRunner()
@@ -54,7 +56,7 @@ def test_baselines_use_only_the_past_and_the_train_split():
 def test_scores_on_a_known_case():
     y = np.array([[10.0], [40.0], [60.0], [np.nan]])
     p = np.array([[12.0], [20.0], [70.0], [5.0]])
-    s = score(y, p, US)
+    s = per_horizon(y, p, US)
     assert s["mae"] == [pytest.approx(32 / 3, abs=1e-3)]
     assert s["level_accuracy"] == [pytest.approx(2 / 3, abs=1e-4)]
     # unhealthy = level ≥ 2 (≥ 35.5): observed 40, 60; forecast 70 → 1 hit, 1 miss, 0 false alarms
@@ -146,10 +148,6 @@ def test_forecast_errors(trained, args, message):
 
 
 def test_forecast_all_reports_a_station_with_a_gap_and_forecasts_the_rest(tmp_path):
-    from conftest import learnable_frame, write_csv
-
-    from aqi.store import ingest
-
     gap = learnable_frame("Gappy")
     gap.loc[gap.index[-8:], "PM2.5"] = np.nan  # the last 8 hours missing: no window at "now"
     ingest(
@@ -164,3 +162,20 @@ def test_forecast_all_reports_a_station_with_a_gap_and_forecasts_the_rest(tmp_pa
     assert r.exit_code == 2
     assert "error: Gappy: PM2.5 missing for longer than 3 h" in r.output
     assert '"station": "Synth"' in r.output and '"station": "Gappy"' not in r.output
+
+
+def test_summary_markdown_rows_and_mean():
+    row = {
+        m: {"mae": mae, "level_accuracy": acc, "daily_level_accuracy": daily}
+        for m, mae, acc, daily in [
+            ("model", 30.0, 0.5, 0.6),
+            ("gbm", 32.0, 0.45, None),
+            ("persistence", 40.0, 0.4, 0.3),
+        ]
+    }
+    other = {k: v | {"mae": v["mae"] + 2} for k, v in row.items()}
+    md = summary_markdown({"A": row, "B": other})
+    lines = md.splitlines()
+    assert "| A | 30.00 | 32.00 | 40.00 | 0.500 | 0.450 | 0.400 | 0.600 | nan |" in lines
+    assert "| **mean** | **31.00** | **33.00** | **41.00** | **0.500** |" in md
+    assert md.count("| B |") == 1 and "**nan**" in md  # no daily accuracy anywhere: NaN, no warning

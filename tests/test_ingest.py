@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aqi.config import AqiError
-from aqi.store import SCHEMA, ingest, load_manifest, locked, read_station, store_dir, summary
+from aqi.datadir import store_dir
+from aqi.ingest import ingest
+from aqi.store import SCHEMA, load_manifest, locked, read_station, summary
 
 
 def test_uci_file_lands_in_typed_utc_partition(tmp_path, uci_csv):
@@ -160,7 +162,8 @@ def test_second_ingest_is_refused_while_locked(tmp_path, uci_csv):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import aqi.store as s
+    import aqi.datadir as s
+    from aqi.ingest import ingest
     when, calls, real_replace = sys.argv[1], [0], os.replace
     def replace(src, dst):  # SIGKILL ourselves just before or just after a file goes live
         calls[0] += 1
@@ -170,7 +173,7 @@ KILLER = textwrap.dedent("""
         if when == "after-first-rename":
             os.kill(os.getpid(), signal.SIGKILL)
     s.os.replace = replace
-    s.ingest([Path(p) for p in sys.argv[3:]], Path(sys.argv[2]))
+    ingest([Path(p) for p in sys.argv[3:]], Path(sys.argv[2]))
 """)
 
 

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aqi.cli import app
+from aqi.concentrations import daily_mean_level, nowcast
 from aqi.config import AqiError
-from aqi.levels import STANDARDS, daily_mean_level, index_value, level, load_standard, nowcast
+from aqi.levels import STANDARDS, index_value, level, load_standard
 
 VERIFIED = [s for s in STANDARDS.values() if s.verified]
 

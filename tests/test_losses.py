@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from aqi.config import LossConfig
 from aqi.levels import STANDARDS, level
-from aqi.losses import LevelLoss, breakpoint_taus, keras, soft_level, tf
+from aqi.losses import LevelLoss, breakpoint_taus, hard_level, keras, soft_level, tf
 
 US = STANDARDS["us-epa-2024"]
 B = list(US.edges)
@@ -89,3 +89,34 @@ def test_model_with_loss_round_trips_with_safe_mode(tmp_path):
     assert loaded.loss.get_config() == model.loss.get_config()
     x = np.ones((4, 3), np.float32)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("key", sorted(STANDARDS))
+def test_the_losses_hard_level_is_levels_level(key):
+    """One definition of a level: the in-graph twin agrees with levels.level on every breakpoint,
+    one resolution step either side, between breakpoints, and far above the last."""
+    std = STANDARDS[key]
+    step = std.resolution or 0.01
+    e = np.asarray(std.edges)
+    mids = (np.r_[0.0, e[:-1]] + e) / 2
+    c = np.r_[e, e - step, e + step, e - step / 2, mids, 0.0, 10 * e[-1], np.nan].astype(np.float32)
+    np.testing.assert_array_equal(hard_level(tf.constant(c), std).numpy(), level(c, std))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0, 1000, width=32), min_size=1, max_size=50), st.sampled_from(sorted(STANDARDS))
+)
+def test_hard_level_equals_level_anywhere(cs, key):
+    c = np.asarray(cs, np.float32)
+    std = STANDARDS[key]
+    np.testing.assert_array_equal(hard_level(tf.constant(c), std).numpy(), level(c, std))
+
+
+def test_level_loss_config_round_trips_with_quantiles():
+    loss = LevelLoss.from_standard(US, LossConfig(tau_frac=0.25), quantiles=(0.1, 0.5, 0.9))
+    back = LevelLoss.from_config(loss.get_config())
+    assert back.get_config() == loss.get_config() and back.quantiles == [0.1, 0.5, 0.9]
+    y = np.array([[30.0, 50.0]], np.float32)
+    p = np.array([[[20.0, 31.0, 40.0], [45.0, 52.0, 70.0]]], np.float32)
+    np.testing.assert_allclose(back.call(y, p).numpy(), loss.call(y, p).numpy())

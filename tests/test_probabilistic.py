@@ -6,31 +6,31 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import F, array_config, learnable_frame, problem, tiny_config, write_csv
 from hypothesis import given
 from hypothesis import strategies as st
-from test_train import F, problem, tiny_cfg
 from typer.testing import CliRunner
 
-from aqi import artifacts
 from aqi.cli import app
+from aqi.concentrations import exceedance_probability
 from aqi.evaluate import evaluate_station
+from aqi.ingest import ingest
 from aqi.lbfgs import lbfgs_fit
-from aqi.levels import exceedance_probability
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
-from aqi.trainer import train_station
+from aqi.train import train_station
+from aqi.trained import predict
 
 runner = CliRunner()
 
 
 def test_quantile_head_never_crosses_and_stays_finite():
-    cfg = tiny_cfg().replace(model={"head": "quantile", "quantiles": (0.1, 0.5, 0.9)})
+    cfg = array_config().replace(model={"head": "quantile", "quantiles": (0.1, 0.5, 0.9)})
     model = build_model(cfg, F, (40.0, 30.0))
     for layer in model.layers:  # push the raw head far out: increments must stay bounded
         if layer.name == "head":
             layer.kernel.assign(layer.kernel * 1e4)
-    q = artifacts.predict(model, problem()[0] * 100)
+    q = predict(model, problem()[0] * 100)
     assert q.shape == (70, 3, 3) and np.isfinite(q).all()
     assert (np.diff(q, axis=-1) >= 0).all()
 
@@ -73,28 +73,21 @@ def test_lbfgs_reaches_the_least_squares_optimum():
 
 
 def test_lbfgs_lowers_a_tiny_models_loss_monotonically_under_the_default_strategy():
-    cfg = tiny_cfg()
+    cfg = array_config()
     x, y = problem()
     with tf.distribute.get_strategy().scope():
         model = build_model(cfg, F, (40.0, 30.0))
     loss = LevelLoss()
-    start = float(np.mean(loss.call(y, artifacts.predict(model, x))))
+    start = float(np.mean(loss.call(y, predict(model, x))))
     res = lbfgs_fit(model, loss, x, y, 40)
     assert res.iterations > 5
     assert np.all(np.diff(res.losses) <= 1e-7) and res.losses[-1] < 0.5 * start
-    end = float(np.mean(loss.call(y, artifacts.predict(model, x))))
+    end = float(np.mean(loss.call(y, predict(model, x))))
     assert end == pytest.approx(res.best_loss, rel=1e-4)  # the model is left at the best iterate
 
 
 @pytest.fixture(scope="module")
 def quantile_store(tmp_path_factory):
-    import sys
-
-    sys.path.insert(0, "tests")
-    from conftest import learnable_frame, write_csv
-
-    from aqi.store import ingest
-
     d = tmp_path_factory.mktemp("q")
     ingest([write_csv(learnable_frame(), d / "raw" / "s.csv")], d / "data")
     cfg = tiny_config(epochs=2, finetune_lbfgs=10).replace(model={"head": "quantile"})

@@ -2,62 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import tiny_config
+from conftest import TZ, F, H, array_config, problem, tiny_config, two_models
 
-from aqi import artifacts
-from aqi.config import AqiError, Config
+from aqi import trained
+from aqi.config import AqiError
+from aqi.datadir import model_dir
+from aqi.levels import STANDARDS
+from aqi.loop import Loop, NonFiniteLoss, dataset, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
-from aqi.train import Loop, NonFiniteLoss, dataset, fit, make_optimizer
-from aqi.trainer import train_station
-
-L, H, F = 6, 3, 5
-
-
-def problem(n=70, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, L, F)).astype(np.float32)
-    y = (40 + 30 * x[:, -1, :1] + 10 * x[:, -2, 1:2] + rng.normal(0, 3, (n, H))).astype(np.float32)
-    y[3, 1] = np.nan  # a masked target
-    return x, np.maximum(y, 0)
-
-
-def tiny_cfg(**train):
-    return Config().replace(
-        window={"lookback": L, "horizon": H},
-        model={"hidden": 8, "layers": 1, "dropout": 0.0},
-        train={
-            "epochs": 2,
-            "batch_size": 16,
-            "schedule": "constant",
-            "clipnorm": None,
-            "lr": 1e-2,
-            "patience": 99,
-            "restore_best": False,
-        }
-        | train,
-    )
-
-
-def two_models(cfg):
-    a = build_model(cfg, F, (40.0, 30.0))
-    b = build_model(cfg, F, (40.0, 30.0))
-    b.set_weights(a.get_weights())
-    return a, b
+from aqi.train import train_station
+from aqi.windows import Scaler, Split
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_custom_loop_matches_model_fit(optimizer):
     """Same batches (no shuffle, a last partial batch of 6), same initial weights and optimizer:
     the same per-step losses and final weights."""
-    cfg = tiny_cfg(optimizer=optimizer)
+    cfg = array_config(optimizer=optimizer)
     x, y = problem()
     ours, theirs = two_models(cfg)
     loss = LevelLoss(alpha=0.5, tau=2.0, scale=20.0)
@@ -85,14 +56,14 @@ STRATEGY_PARITY = textwrap.dedent("""
     import json, sys
     import numpy as np
     sys.path.insert(0, "tests")
-    from test_train import problem, tiny_cfg, two_models, F
+    from conftest import problem, array_config, two_models, F
     from aqi.devices import select_strategy
     from aqi.losses import LevelLoss, tf
     from aqi.model import build_model
-    from aqi.train import Loop, dataset, fit, make_optimizer
+    from aqi.loop import Loop, dataset, fit, make_optimizer
     n = int(sys.argv[1])
     mirrored, desc = select_strategy("cpus:2")   # logical devices before TF initialises
-    cfg = tiny_cfg(epochs=3)
+    cfg = array_config(epochs=3)
     x, y = problem(n)
     steps = -(-n // 16)
     out = {"desc": desc}
@@ -140,13 +111,13 @@ def test_training_learns_and_beats_persistence(synth_store, tmp_path):
 
 def test_nan_guard_stops_and_keeps_previous_artifacts(synth_store):
     train_station(synth_store, "Synth", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
-    d = artifacts.model_dir(synth_store, "Synth")
+    d = model_dir(synth_store, "Synth")
     before = {f: (d / f).read_bytes() for f in ("model.keras", "meta.json")}
     bad = tiny_config(epochs=2, optimizer="sgd", lr=1e30, clipnorm=None, schedule="constant")
     with pytest.raises(NonFiniteLoss, match="loss became (nan|inf)"):
         train_station(synth_store, "Synth", bad, quiet=True, echo=lambda *a: None)
     assert {f: (d / f).read_bytes() for f in before} == before
-    artifacts.load(synth_store, "Synth")  # the previous model still loads
+    trained.load(synth_store, "Synth")  # the previous model still loads
 
 
 def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(synth_store, monkeypatch):
@@ -160,33 +131,56 @@ def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(synth_store, monkey
     monkeypatch.setattr(Loop, "train_step", diverging)
     with pytest.raises(NonFiniteLoss, match="epoch 2"):
         train_station(synth_store, "Synth", tiny_config(epochs=3), quiet=True, echo=lambda *a: None)
-    ckpt_dir = artifacts.model_dir(synth_store, "Synth") / "ckpt" / "member-0"
+    ckpt_dir = model_dir(synth_store, "Synth") / "ckpt" / "member-0"
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith("ckpt-1")  # epoch 1, good
 
 
-def test_saved_model_loads_safely_with_identical_predictions(tmp_path):
-    cfg = tiny_cfg()
+def record(cfg, model, std=None) -> trained.TrainedModel:
+    """A TrainedModel of a tiny network, with every field set to something checkable."""
+    dates = ("2016-03-20 23:00", "2016-04-09 23:00", "2016-04-29 23:00")
+    split = Split(*(pd.Timestamp(d, tz=TZ) for d in dates))
+    scaler = Scaler(np.arange(F, dtype=np.float32), np.full(F, 2.0, np.float32))
+    std = std or STANDARDS["china-hj633-2012"]
+    return trained.TrainedModel("S", model, cfg, scaler, split, TZ, std, {"features": list("abcde")})
+
+
+def test_trained_model_round_trips_every_field_and_predicts_identically(tmp_path):
+    cfg = array_config().replace(model={"head": "quantile"})
     model = build_model(cfg, F, (40.0, 30.0))
     x, _ = problem()
-    artifacts.save(model, {"config": cfg.to_dict()}, tmp_path, "S")
-    loaded, meta = artifacts.load(tmp_path, "S")
-    np.testing.assert_array_equal(artifacts.predict(loaded, x), artifacts.predict(model, x))
-    assert artifacts.config_of(meta) == cfg
+    saved = record(cfg, model).save(tmp_path)
+    back = trained.load(tmp_path, "S")
+    assert back.config == cfg and back.split == saved.split and back.timezone == TZ
+    assert back.standard == STANDARDS["china-hj633-2012"] and back.info == saved.info
+    np.testing.assert_array_equal(back.scaler.mean, saved.scaler.mean)
+    assert back.sha256 == saved.sha256 and back.path == model_dir(tmp_path, "S")
+    a, b = back.predict(x), saved.predict(x)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+    np.testing.assert_array_equal(a.point, b.quantiles[..., 1])  # the median of (0.1, 0.5, 0.9)
+
+
+def test_a_custom_standard_travels_with_the_model(tmp_path):
+    custom = dataclasses.replace(
+        STANDARDS["us-epa-2024"], key="my-city", edges=(10.0, 20.0, 30.0, 40.0, 50.0)
+    )
+    cfg = array_config()
+    record(cfg, build_model(cfg, F, (40.0, 30.0)), custom).save(tmp_path)
+    assert trained.load(tmp_path, "S").standard == custom  # no file needed at load time
 
 
 def test_torn_artifacts_are_detected(tmp_path):
-    cfg = tiny_cfg()
-    artifacts.save(build_model(cfg, F, (40.0, 30.0)), {"config": cfg.to_dict()}, tmp_path, "S")
+    cfg = array_config()
+    record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
     (tmp_path / "models" / "S" / "model.keras").write_bytes(b"garbage")
     with pytest.raises(AqiError, match="does not match meta.json"):
-        artifacts.load(tmp_path, "S")
+        trained.load(tmp_path, "S")
 
 
 @pytest.mark.parametrize("arch", ["mlp", "gru"])
 def test_architectures_output_nonnegative_horizons(arch):
-    cfg = tiny_cfg().replace(model={"arch": arch})
+    cfg = array_config().replace(model={"arch": arch})
     model = build_model(cfg, F, (40.0, 30.0))
-    out = artifacts.predict(model, problem()[0] * 50)
+    out = trained.predict(model, problem()[0] * 50)
     assert out.shape == (70, H) and (out >= 0).all()
 
 

@@ -5,24 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TZ, series
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aqi.config import MEASURES, AqiError, WindowConfig
-from aqi.windows import build_windows, split_dates, window_at, window_offsets
+from aqi.config import AqiError, WindowConfig
+from aqi.windows import Split, build_windows, window_at, window_offsets
 
-TZ = "Asia/Shanghai"
 DATES = {"train_end": "2016-01-03 23:00", "val_end": "2016-01-05 23:00", "test_end": "2016-01-09 23:00"}
-
-
-def series(hours: int, start="2016-01-01 00:00", pm=None) -> pd.DataFrame:
-    """Store-shaped frame whose PM2.5 at hour i is i + 1 (every value unique: leaks are visible)."""
-    t = pd.date_range(pd.Timestamp(start, tz=TZ).tz_convert("UTC"), periods=hours, freq="h")
-    df = pd.DataFrame({"time": t})
-    for c in MEASURES:
-        df[c] = np.float32(1.0)
-    df["pm25"] = np.arange(1, hours + 1, dtype=np.float32) if pm is None else pm
-    return df
 
 
 def unscaled_pm25(w, i):
@@ -93,9 +83,19 @@ def test_no_window_straddles_a_split_and_splits_are_chronological():
 
 def test_default_split_is_the_beijing_one():
     end = pd.Timestamp("2017-02-28 23:00", tz=TZ).tz_convert("UTC")
-    train_end, val_end, test_end = split_dates(WindowConfig(), end, TZ)
-    assert str(train_end) == "2015-08-31 23:00:00+08:00"
-    assert str(val_end) == "2016-02-29 23:00:00+08:00" and str(test_end) == "2017-02-28 23:00:00+08:00"
+    s = Split.resolve(WindowConfig(), end, TZ)
+    assert str(s.train_end) == "2015-08-31 23:00:00+08:00"
+    assert (
+        str(s.val_end) == "2016-02-29 23:00:00+08:00" and str(s.test_end) == "2017-02-28 23:00:00+08:00"
+    )
+    assert Split.from_dict(s.to_dict(), TZ) == s  # meta.json round trip
+
+
+def test_given_split_dates_label_like_the_config_that_made_them():
+    cfg = WindowConfig(lookback=5, horizon=3, **DATES)
+    a = build_windows(series(240), cfg, TZ)
+    b = build_windows(series(240), WindowConfig(lookback=5, horizon=3), TZ, a.scaler, a.dates)
+    assert (a.split == b.split).all() and a.dates == b.dates
 
 
 def test_scaler_sees_only_the_train_split():

@@ -1,0 +1,82 @@
+"""The data folder's layout, in one place, and the atomic write every stage uses.
+
+    DATA_DIR/raw/                               downloads; never modified
+    DATA_DIR/store/station=<id>/data.parquet    one partition per station (hive layout)
+    DATA_DIR/store/_manifest.json               stations, time zones, sources
+    DATA_DIR/models/<station>/                  model.keras, meta.json, ckpt/
+    DATA_DIR/reports/evaluate/[<station>/]      metrics, predictions, plots, summary
+    DATA_DIR/reports/bench.json                 `make bench`
+
+Every path that holds a station name is built here, after `check_station` has made sure the name is
+one safe path component: no command can write outside the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+from aqi.config import AqiError
+
+STATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a safe single path component
+MANIFEST = "_manifest.json"  # leading '_' keeps it out of pyarrow's dataset discovery
+
+
+def check_station(name: str, where: str = "--station") -> str:
+    """`name` if it is a valid station id, else AqiError naming `where` (an option or a file line)."""
+    if not STATION_RE.fullmatch(str(name)):
+        raise AqiError(
+            f"{where}: invalid station name {name!r} "
+            "(letters, digits, '_' and '-' only; no path separators or '..')"
+        )
+    return name
+
+
+def raw_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "raw"
+
+
+def store_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "store"
+
+
+def manifest_path(data_dir: Path) -> Path:
+    return store_dir(data_dir) / MANIFEST
+
+
+def partition_path(data_dir: Path, station: str) -> Path:
+    return store_dir(data_dir) / f"station={check_station(station)}" / "data.parquet"
+
+
+def models_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "models"
+
+
+def model_dir(data_dir: Path, station: str) -> Path:
+    return models_dir(data_dir) / check_station(station)
+
+
+def evaluate_dir(data_dir: Path, station: str | None = None) -> Path:
+    d = Path(data_dir) / "reports" / "evaluate"
+    return d / check_station(station) if station else d
+
+
+def bench_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "reports" / "bench.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write beside the target, fsync, then rename: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write or the rename failed
