@@ -60,11 +60,7 @@ def user_errors(fn):
 def main(
     data_dir_opt: Annotated[
         Path | None,
-        typer.Option(
-            "--data-dir",
-            envvar="AQI_DATA_DIR",
-            help="Folder aqi writes to (store/, models/, reports/). Default ./data.",
-        ),
+        typer.Option("--data-dir", envvar="AQI_DATA_DIR", help="Folder aqi writes to. Default ./data."),
     ] = None,
 ) -> None:
     STATE["data_dir"] = data_dir_opt or default_data_dir()
@@ -177,6 +173,7 @@ def train(
     alpha: Annotated[float | None, Opt(help="Weight of the level term, in [0, 1].")] = None,
     tau: Annotated[float | None, Opt(help="Width of each tanh step, µg/m³.")] = None,
     tau_frac: Annotated[float | None, Opt(help="tau as a fraction of each band width.")] = None,
+    tau_anneal: Annotated[float | None, Opt(help="tau × this at epoch 1, shrinking to tau.")] = None,
     scale: Annotated[float | None, Opt(help="µg/m³ of MAE worth one level.")] = None,
     standard: Annotated[str | None, Opt(help="AQI standard key or TOML file.")] = None,
     lookback: Annotated[int | None, Opt(help="L, input hours.")] = None,
@@ -190,7 +187,9 @@ def train(
     layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,
     dropout: Annotated[float | None, Opt(help="Dropout fraction.")] = None,
     members: Annotated[int | None, Opt(help="Ensemble members (averaged).")] = None,
-    head: Annotated[str | None, Opt(help="point|quantile")] = None,
+    head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
+    level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
+    miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[
         int | None, Opt(help="L-BFGS-B iterations after Adam (with --optimizer lbfgs: default 200).")
@@ -248,12 +247,11 @@ def evaluate(
 @user_errors
 def forecast(
     station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")],
-    at: Annotated[
-        str | None, Opt(help="Issue time (local) for backtesting, e.g. 2016-12-01T08:00.")
-    ] = None,
+    at: Annotated[str | None, Opt(help="Issue time (local) to backtest, e.g. 2016-12-01T08:00.")] = None,
     fmt: Annotated[str, Opt("--format", help="table, csv or json")] = "table",
     output: Annotated[Path | None, Opt(help="Write to this file instead of the terminal.")] = None,
     standard: Annotated[str | None, Opt(help="AQI standard for levels (default: the model's).")] = None,
+    miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
 ) -> None:
     """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
     if fmt not in ("table", "csv", "json"):
@@ -261,7 +259,7 @@ def forecast(
     station = _one_or_all(station)
     from aqi.forecast import forecast_stations
 
-    results, failed = forecast_stations(data_dir(), station, at, standard)
+    results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost)
     _forecast_output(results, fmt, output)
     for line in failed:
         typer.echo(f"error: {line}", err=True)

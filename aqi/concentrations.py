@@ -54,3 +54,22 @@ def exceedance_probability(quantiles, values, threshold: float) -> np.ndarray:
     cdf = q[i - 1] + frac * (q[i] - q[i - 1])
     cdf = np.where(k == 0, q[0] / 2, np.where(k == len(q), 1 - (1 - q[-1]) / 2, cdf))
     return 1.0 - cdf
+
+
+def level_probabilities(exceed: np.ndarray) -> np.ndarray:
+    """(..., E) P(c ≥ b_i) for increasing breakpoints → (..., E + 1) P(level = k); the exceedances
+    are made non-increasing first (a quantile interpolation can tie), so every P(level) is ≥ 0."""
+    p = np.minimum.accumulate(np.clip(exceed, 0.0, 1.0), axis=-1)
+    ones, zeros = np.ones_like(p[..., :1]), np.zeros_like(p[..., :1])
+    return -np.diff(np.concatenate([ones, p, zeros], axis=-1), axis=-1)
+
+
+def decide_level(probs: np.ndarray, unhealthy: int, miss_cost: float = 1.0):
+    """The level to publish from (..., K) level probabilities: the one of least expected cost when
+    every wrong level costs 1 and publishing below `unhealthy` on an hour at or above it costs
+    `miss_cost` (1: the most probable level). Returns (levels (...), their probabilities (...))."""
+    k = probs.shape[-1]
+    cost = 1.0 - np.eye(k)
+    cost[unhealthy:, :unhealthy] = miss_cost  # rows: true level; columns: published level
+    chosen = np.argmin(probs @ cost, axis=-1)
+    return chosen, np.take_along_axis(probs, chosen[..., None], -1)[..., 0]

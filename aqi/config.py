@@ -69,6 +69,10 @@ MEDIAN = 0.5  # the quantile whose value a quantile head publishes as its point 
 
 def median_index(quantiles) -> int:
     """Position of the median in a quantile head's last axis (validate() makes sure it is there)."""
+    if MEDIAN not in quantiles:
+        raise AqiError(
+            f"quantiles {tuple(quantiles)}: no median ({MEDIAN}); retrain with --quantiles including it"
+        )
     return list(quantiles).index(MEDIAN)
 
 
@@ -120,7 +124,9 @@ class ModelConfig:
     # networks trained from seeds seed..seed+members-1 and averaged: on Beijing validation 3–5
     # members cut MAE by ~1 µg/m³ and lift level accuracy by ~1 point over a single network
     members: int = 5
-    head: str = "point"  # 'point' (H values) or 'quantile' (H x Q values)
+    # 'point' (H values), 'quantile' (H x Q values) or 'level' (H x K: the point forecast and, per
+    # breakpoint b_i of the standard, P(PM2.5 >= b_i), from which the published level is decided)
+    head: str = "point"
     # levels of the quantile head, increasing, with the median among them (the point forecast)
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
 
@@ -133,9 +139,15 @@ class LossConfig:
     # reward precision finer than the instrument; 2·tau stays well inside the narrowest band (9 µg/m³).
     tau: float = 2.0
     tau_frac: float = 0.0  # if > 0: tau_i = tau_frac × width of the band below breakpoint i (µg/m³)
+    # continuation: tau is tau_anneal × its value at the first epoch and shrinks geometrically to it
+    # by the last, so early epochs see a level term whose gradient reaches every prediction
+    tau_anneal: float = 1.0
     # µg/m³ of absolute error worth one level: ~ the median band width of the levels where most
     # Beijing hours fall (9–125 µg/m³), so both terms weigh alike.
     scale: float = 20.0
+    # weight of the level head's ordinal log loss (sum over breakpoints of the binary cross-entropy
+    # of P(PM2.5 >= b_i)): ~1 puts it on the scale of the mixed loss (0.5-2 on Beijing)
+    level_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,11 +168,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DecisionConfig:
+    # Cost of publishing a level below the standard's first unhealthy level when the hour reaches
+    # it, relative to any other wrong level (1: publish the most probable level; > 1 trades false
+    # alarms for detections, as an agency that must warn the public would choose).
+    miss_cost: float = 1.0
+
+
+@dataclass(frozen=True)
 class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -184,7 +205,13 @@ class Config:
         return self.replace(**sections)
 
 
-SECTIONS = {"window": WindowConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+SECTIONS = {
+    "window": WindowConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+    "decision": DecisionConfig,
+}
 
 
 def _build(kind: type[T], values: dict[str, Any]) -> T:
@@ -195,10 +222,15 @@ def _build(kind: type[T], values: dict[str, Any]) -> T:
 
 CHOICES = {
     "arch": ("mlp", "gru"),
-    "head": ("point", "quantile"),
+    "head": ("point", "quantile", "level"),
     "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
     "schedule": ("cosine", "exponential", "constant"),
 }
+
+
+def _quantiles_ok(qs: tuple[float, ...]) -> bool:
+    """Increasing, distinct, inside (0, 1), at least two, the median among them."""
+    return list(qs) == sorted(set(qs)) and all(0 < q < 1 for q in qs) and MEDIAN in qs and len(qs) >= 2
 
 
 def validate(cfg: Config) -> Config:
@@ -215,31 +247,24 @@ def validate(cfg: Config) -> Config:
         ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
         ("--tau", lo.tau, lo.tau > 0),
         ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),
+        ("--tau-anneal", lo.tau_anneal, lo.tau_anneal >= 1),
         ("--scale", lo.scale, lo.scale > 0),
+        ("--level-weight", lo.level_weight, lo.level_weight >= 0),
+        ("--miss-cost", cfg.decision.miss_cost, cfg.decision.miss_cost > 0),
         ("--epochs", t.epochs, t.epochs >= 1),
         ("--batch-size", t.batch_size, t.batch_size >= 1),
         ("--lr", t.lr, t.lr > 0),
         ("--patience", t.patience, t.patience >= 0),
         ("--clipnorm", t.clipnorm, t.clipnorm is None or t.clipnorm > 0),
         ("--finetune-lbfgs", t.finetune_lbfgs, t.finetune_lbfgs >= 0),
-        (
-            "--quantiles",
-            m.quantiles,
-            list(m.quantiles) == sorted(set(m.quantiles))
-            and all(0 < q < 1 for q in m.quantiles)
-            and MEDIAN in m.quantiles
-            and len(m.quantiles) >= 2,
-        ),
+        ("--quantiles", m.quantiles, _quantiles_ok(m.quantiles)),
     ]
     for opt, value, ok in checks:
         if not ok:
             raise AqiError(f"{opt} {value}: out of range")
-    for name, value in [
-        ("arch", m.arch),
-        ("head", m.head),
-        ("optimizer", t.optimizer),
-        ("schedule", t.schedule),
-    ]:
+    for name, value in [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]:
         if value not in CHOICES[name]:
             raise AqiError(f"--{name} {value!r}: use one of {', '.join(CHOICES[name])}")
+    if t.schedule not in CHOICES["schedule"]:
+        raise AqiError(f"--schedule {t.schedule!r}: use one of {', '.join(CHOICES['schedule'])}")
     return cfg

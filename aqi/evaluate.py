@@ -18,16 +18,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aqi import baselines, metrics, plots
+from aqi.concentrations import decide_level, level_probabilities
 from aqi.config import AqiError
 from aqi.datadir import atomic_write_bytes, evaluate_dir
 from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
 from aqi.store import read_station
-from aqi.trained import TrainedModel, load
+from aqi.trained import Prediction, TrainedModel, load
 from aqi.windows import Windows, complete_grid
 
 METHODS = ("model", "persistence", "seasonal_naive", "climatology", "gbm")
 DAILY_MIN_HOURS = 18  # of 24: EPA's 75 % completeness rule for a daily mean
+MISS_COSTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # the decision curve's points (1 = most probable)
 
 
 def evaluation_report(
@@ -47,9 +49,11 @@ def evaluation_report(
 def evaluate_station(data_dir: Path, station: str, standard: str | None = None) -> dict:
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
-    test, points, quantiles = station_forecasts(data_dir, tm)
+    test, points, quantiles, pred = station_forecasts(data_dir, tm)
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
+    if pred.exceedance(std) is not None:
+        m |= decision_scores(test.y, pred, std, tm.config.decision.miss_cost)
     if quantiles:
         m["probabilistic"] = {
             k: metrics.probabilistic(test.y, q, tm.quantile_levels, std) for k, q in quantiles.items()
@@ -84,7 +88,26 @@ def station_forecasts(data_dir: Path, tm: TrainedModel):
     if pred.quantiles is not None:
         clim = baselines.climatology_quantiles(test, grid, tz, tm.split.train_end, tm.quantile_levels)
         quantiles = {"model": pred.quantiles, "climatology": clim}
-    return test, points, quantiles
+    return test, points, quantiles, pred
+
+
+def decision_scores(y: np.ndarray, pred: Prediction, std: Standard, miss_cost: float) -> dict:
+    """The published (decided) level's per-horizon scores at the model's miss cost, and the
+    POD/FAR/CSI trade-off over miss costs, all horizons pooled."""
+    probs = level_probabilities(pred.exceedance(std))
+    decided = decide_level(probs, std.unhealthy, miss_cost)[0]
+    ok = np.isfinite(y)
+    observed = level(y[ok], std) >= std.unhealthy
+    curve = []
+    for cost in MISS_COSTS:
+        lv = decide_level(probs, std.unhealthy, cost)[0][ok]
+        scores = metrics.exceedance_scores(observed, lv >= std.unhealthy)
+        acc = metrics.level_accuracy(level(y[ok], std), lv)
+        curve.append({"miss_cost": cost, "level_accuracy": round(acc, metrics.DIGITS)} | scores)
+    return {
+        "decided": {"miss_cost": miss_cost} | metrics.per_horizon_levels(y, decided, std),
+        "decision_curve": curve,
+    }
 
 
 def scores(test: Windows, points: dict[str, np.ndarray], std: Standard, tz: str) -> dict:
@@ -133,6 +156,10 @@ def summary_row(m: dict) -> dict:
         }
         for method, v in m["methods"].items()
     }
+    if "decided" in m:
+        row["model_decided"] = {
+            "level_accuracy": round(float(np.mean(m["decided"]["level_accuracy"])), 4)
+        }
     mod, pers = m["methods"]["model"], m["methods"]["persistence"]
     row["checks"] = {
         "mae_below_persistence_h>=2": bool(np.all(np.array(mod["mae"][1:]) < pers["mae"][1:])),

@@ -4,7 +4,10 @@ The JSON schema (one object per station) is stable for batch jobs:
   {"station", "issued_at" (origin, local ISO 8601), "standard", "unit": "µg/m³",
    "model": {"path", "trained_range": [first origin, end of the train split], "sha256"},
    "forecasts": [{"target_time", "horizon", "pm25", "aqi", "level", "level_name", "color",
+                  ("point_level", "level_probability") with a level or quantile head,
                   ("quantiles": {"0.1": …}, "p_level_at_least": {"2": …}) with a quantile head}]}
+"level" is the published level: the point forecast's, or with a predictive distribution the level
+of least expected cost (`--miss-cost`; 1 = the most probable); "aqi" is the point forecast's index.
 """
 
 from __future__ import annotations
@@ -18,31 +21,33 @@ from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
 from aqi.store import read_station, stations
-from aqi.trained import load, trained_stations
+from aqi.trained import MODEL_FILE, Prediction, load, trained_stations
 
 
 def forecast_station(
-    data_dir: Path, station: str, at: str | None = None, standard: str | None = None
+    data_dir: Path,
+    station: str,
+    at: str | None = None,
+    standard: str | None = None,
+    miss_cost: float | None = None,
 ) -> dict:
+    if miss_cost is not None and not miss_cost > 0:
+        raise AqiError(f"--miss-cost {miss_cost}: must be > 0")
     tm = load(data_dir, station)
     std = get_standard(standard) if standard else tm.standard
     when = _parse_at(at, tm.timezone) if at else None
     x, origin, _ = tm.window_at(read_station(data_dir, station), when)
     pred = tm.predict(x)
-    qs = tm.quantile_levels
+    published = pred.decided(std, tm.config.decision.miss_cost if miss_cost is None else miss_cost)
     times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
-    rows = [
-        _row(t.tz_convert(tm.timezone), h + 1, pred.point[0, h],
-             pred.quantiles[0, h] if qs else None, qs, std)
-        for h, t in enumerate(times)
-    ]  # fmt: skip
+    rows = [_row(t.tz_convert(tm.timezone), h, pred, published, std) for h, t in enumerate(times)]
     return {
         "station": station,
         "issued_at": origin.tz_convert(tm.timezone).isoformat(),
         "standard": std.key,
         "unit": "µg/m³",
         "model": {
-            "path": str(tm.path / "model.keras"),
+            "path": str(tm.path / MODEL_FILE),
             "trained_range": [tm.info["data"]["first_origin"], str(tm.split.train_end)],
             "sha256": tm.sha256,
         },
@@ -50,26 +55,27 @@ def forecast_station(
     }
 
 
-def _row(t: pd.Timestamp, h: int, point: float, q: np.ndarray | None, quantiles, std: Standard) -> dict:
-    point = float(point)
+def _row(t: pd.Timestamp, h: int, pred: Prediction, published, std: Standard) -> dict:
+    """Hour h (0-based) of one forecast. With a probabilistic head the published level is the
+    decided one (`Prediction.decided`), with its probability; `point_level` is the point's."""
+    point = float(pred.point[0, h])
     k = int(level(point, std))
-    row = {
-        "target_time": t.isoformat(),
-        "horizon": h,
-        "pm25": round(point, 1),
-        "aqi": int(index_value(point, std)),
-        "level": k,
-        "level_name": std.names[k],
-        "color": std.colors[k],
-    }
-    if q is not None:
-        row["quantiles"] = {f"{lv:g}": round(float(v), 1) for lv, v in zip(quantiles, q, strict=True)}
-        row["p_level_at_least"] = exceedance(np.asarray(quantiles), q, std)
+    row = {"target_time": t.isoformat(), "horizon": h + 1, "pm25": round(point, 1)}
+    row["aqi"] = int(index_value(point, std))
+    if published is not None:
+        row["point_level"], k = k, int(published[0][0, h])
+        row["level_probability"] = round(float(published[1][0, h]), 3)
+    row |= {"level": k, "level_name": std.names[k], "color": std.colors[k]}
+    if pred.quantiles is not None:
+        qs = pred.quantile_levels
+        values = pred.quantiles[0, h]
+        row["quantiles"] = {f"{lv:g}": round(float(v), 1) for lv, v in zip(qs, values, strict=True)}
+        row["p_level_at_least"] = exceedance(np.asarray(qs), values, std)
     return row
 
 
 def exceedance(quantiles: np.ndarray, values: np.ndarray, std: Standard) -> dict[str, float]:
-    """P(PM2.5 reaches level k), k from the unhealthy level up (levels.exceedance_probability)."""
+    """P(PM2.5 reaches level k), k from the unhealthy level up."""
     return {
         str(k): round(float(exceedance_probability(quantiles, values, std.edges[k - 1])), 3)
         for k in range(std.unhealthy, std.n_levels)
@@ -85,12 +91,16 @@ def _parse_at(at: str, tz: str) -> pd.Timestamp:
 
 
 def forecast_stations(
-    data_dir: Path, station: str, at: str | None = None, standard: str | None = None
+    data_dir: Path,
+    station: str,
+    at: str | None = None,
+    standard: str | None = None,
+    miss_cost: float | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Forecasts, and for `--station all` the one-line reasons of stations that could not be
     forecast (the others still are: one station's outage must not blank a city's batch job)."""
     if station != "all":
-        return [forecast_station(data_dir, station, at, standard)], []
+        return [forecast_station(data_dir, station, at, standard, miss_cost)], []
     names = trained_stations(data_dir)
     if not names:
         known = stations(data_dir)
@@ -101,7 +111,7 @@ def forecast_stations(
     results, failed = [], []
     for name in names:
         try:
-            results.append(forecast_station(data_dir, name, at, standard))
+            results.append(forecast_station(data_dir, name, at, standard, miss_cost))
         except AqiError as e:
             failed.append(f"{name}: {e}")
     if not results:

@@ -113,8 +113,9 @@ def distribute(strategy, ds):
 class Loop:
     """The compiled steps of one model/optimizer/loss under one strategy."""
 
-    def __init__(self, model, optimizer, loss: LevelLoss, strategy):
+    def __init__(self, model, optimizer, loss: LevelLoss, strategy, val_loss: LevelLoss | None = None):
         self.model, self.optimizer, self.loss, self.strategy = model, optimizer, loss, strategy
+        self.val_loss_fn = val_loss or loss  # a separate one when training anneals the loss's tau
         with strategy.scope():
             # slot variables (Adam's m, v) made here, not lazily inside a replica's step, where
             # MirroredStrategy cannot create them
@@ -139,7 +140,7 @@ class Loop:
     def _test_replica(self, x, y):
         """Per-replica (sum of per-example losses, examples)."""
         pred = self.model(x, training=False)
-        return tf.reduce_sum(self.loss.call(y, pred)), tf.cast(tf.shape(y)[0], tf.float32)
+        return tf.reduce_sum(self.val_loss_fn.call(y, pred)), tf.cast(tf.shape(y)[0], tf.float32)
 
     @tf.function(reduce_retracing=True)  # the last partial batch has another shape
     def train_step(self, batch):

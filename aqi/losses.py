@@ -30,17 +30,21 @@ def breakpoint_taus(std: Standard, cfg: LossConfig) -> list[float]:
 def soft_level(c, breakpoints, tau):
     """(...,) µg/m³ → (...,) soft level count in [0, len(breakpoints)]."""
     b = tf.constant(breakpoints, tf.float32)
-    t = tf.constant(tau, tf.float32)
+    t = tf.cast(tau, tf.float32)
     return tf.reduce_sum((tf.tanh((c[..., None] - b) / t) + 1.0) / 2.0, axis=-1)
 
 
 def hard_level(c, std: Standard):
     """In-graph twin of `levels.level`, by the same rule and arithmetic (float64): truncate to the
     standard's resolution, then count the edges a concentration reaches. NaN → -1."""
+    return _hard_level(c, std.edges, std.resolution, std.upper_closed)
+
+
+def _hard_level(c, edges, resolution: float, upper_closed: bool):
     c = tf.cast(c, tf.float64)
-    t = tf.floor(c / std.resolution + 1e-9) * std.resolution if std.resolution else c
-    e = tf.constant(std.edges, tf.float64)
-    above = t[..., None] > e if std.upper_closed else t[..., None] >= e
+    t = tf.floor(c / resolution + 1e-9) * resolution if resolution else c
+    e = tf.constant(edges, tf.float64)
+    above = t[..., None] > e if upper_closed else t[..., None] >= e
     return tf.where(tf.math.is_nan(c), -1, tf.reduce_sum(tf.cast(above, tf.int32), axis=-1))
 
 
@@ -65,6 +69,9 @@ class LevelLoss(keras.losses.Loss):
         y_scale=1.0,
         y_shift=0.0,
         quantiles=(),
+        level_weight=0.0,
+        resolution=0.0,
+        upper_closed=False,
         name="level_loss",
         reduction="sum_over_batch_size",
     ):
@@ -74,27 +81,53 @@ class LevelLoss(keras.losses.Loss):
         self.alpha, self.scale = float(alpha), float(scale)
         self.y_scale, self.y_shift = float(y_scale), float(y_shift)
         self.quantiles = [float(q) for q in quantiles]  # set: y_pred is (batch, H, Q) quantiles
+        # > 0: y_pred is the level head's (batch, H, 1 + E), the point then P(y ≥ b_i); the hard
+        # level of y (resolution, upper_closed as in levels.level) gives the binary targets
+        self.level_weight = float(level_weight)
+        self.resolution, self.upper_closed = float(resolution), bool(upper_closed)
+        self.tau_scale = tf.Variable(1.0, trainable=False, name="tau_scale")  # see `anneal`
+
+    def anneal(self, factor: float) -> None:
+        """Scale every tau by `factor` (≥ 1) from the next step on: the continuation schedule."""
+        self.tau_scale.assign(float(factor))
 
     @classmethod
-    def from_standard(cls, std: Standard, cfg: LossConfig, **kw) -> LevelLoss:
+    def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:
+        if head == "level":
+            kw |= {"level_weight": cfg.level_weight, "resolution": std.resolution}
+            kw |= {"upper_closed": std.upper_closed}
         return cls(std.edges, breakpoint_taus(std, cfg), cfg.alpha, cfg.scale, **kw)
 
     def terms(self, y_true, y_pred):
         """(level term, MAE term, mask), each (batch, H), before alpha weighting."""
         y_pred = tf.cast(y_pred, tf.float32) * self.y_scale + self.y_shift
         mask, (y, p) = _mask(tf.cast(y_true, tf.float32), y_pred)
-        lvl = tf.abs(
-            soft_level(y, self.breakpoints, self.tau) - soft_level(p, self.breakpoints, self.tau)
-        )
+        tau = tf.constant(self.tau, tf.float32) * self.tau_scale
+        lvl = tf.abs(soft_level(y, self.breakpoints, tau) - soft_level(p, self.breakpoints, tau))
         return lvl * mask, tf.abs(y - p) / self.scale * mask, mask
 
     def call(self, y_true, y_pred):
-        median = y_pred[..., median_index(self.quantiles)] if self.quantiles else y_pred
-        lvl, mae, _ = self.terms(y_true, median)
+        if self.level_weight:
+            point = y_pred[..., 0]
+        else:
+            point = y_pred[..., median_index(self.quantiles)] if self.quantiles else y_pred
+        lvl, mae, _ = self.terms(y_true, point)
         per_h = self.alpha * lvl + (1.0 - self.alpha) * mae
         if self.quantiles:
             per_h += self.pinball(y_true, y_pred)
+        if self.level_weight:
+            per_h += self.level_weight * self.ordinal(y_true, y_pred[..., 1:])
         return tf.reduce_mean(per_h, axis=-1)  # (batch,)
+
+    def ordinal(self, y_true, p_exceed):
+        """(batch, H): Σ_i binary cross-entropy of P(y ≥ b_i) against whether y reached b_i (the
+        log-score counterpart of the soft level count: E[level] = Σ_i P(y ≥ b_i)); missing 0."""
+        y = tf.cast(y_true, tf.float32)
+        k = _hard_level(y, self.breakpoints, self.resolution, self.upper_closed)  # (batch, H)
+        reached = tf.cast(k[..., None] > tf.range(len(self.breakpoints)), tf.float32)
+        p = tf.clip_by_value(tf.cast(p_exceed, tf.float32), 1e-6, 1.0 - 1e-6)
+        bce = -(reached * tf.math.log(p) + (1.0 - reached) * tf.math.log(1.0 - p))
+        return tf.where(tf.math.is_finite(y), tf.reduce_sum(bce, axis=-1), 0.0)
 
     def pinball(self, y_true, y_pred):
         """(batch, H): pinball loss averaged over the quantiles, / scale; missing targets 0."""
@@ -115,6 +148,9 @@ class LevelLoss(keras.losses.Loss):
             "y_scale": self.y_scale,
             "y_shift": self.y_shift,
             "quantiles": self.quantiles,
+            "level_weight": self.level_weight,
+            "resolution": self.resolution,
+            "upper_closed": self.upper_closed,
             "name": self.name,
             "reduction": self.reduction,
         }

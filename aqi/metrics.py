@@ -16,18 +16,26 @@ DIGITS = 4  # rounding of reported metrics: well below any difference worth repo
 
 
 def per_horizon(y: np.ndarray, pred: np.ndarray, std: Standard) -> dict[str, list[float]]:
-    """MAE, RMSE, bias (µg/m³), level accuracy, macro-F1 over levels, and POD / FAR / CSI of reaching
-    the standard's first unhealthy level (`std.unhealthy`), per horizon."""
-    out: dict[str, list[float]] = {k: [] for k in ("mae", "rmse", "bias", "level_accuracy")}
-    out |= {k: [] for k in ("macro_f1", "pod", "far", "csi")}
+    """MAE, RMSE, bias (µg/m³) and the level scores of `per_horizon_levels`, per horizon."""
+    out: dict[str, list[float]] = {k: [] for k in ("mae", "rmse", "bias")}
     for h in range(y.shape[1]):
         ok = np.isfinite(y[:, h])
         t, p = y[ok, h], pred[ok, h]
-        lt, lp = level(t, std), level(p, std)
         out["mae"].append(float(np.abs(t - p).mean()))
         out["rmse"].append(float(np.sqrt(((t - p) ** 2).mean())))
         out["bias"].append(float((p - t).mean()))
-        out["level_accuracy"].append(float((lt == lp).mean()))
+    out = {k: [round(v, DIGITS) for v in vs] for k, vs in out.items()}
+    return out | per_horizon_levels(y, level(pred, std), std)
+
+
+def per_horizon_levels(y: np.ndarray, levels: np.ndarray, std: Standard) -> dict[str, list[float]]:
+    """Level accuracy, macro-F1 over levels, and POD / FAR / CSI of reaching the standard's first
+    unhealthy level (`std.unhealthy`), per horizon, for (N, H) published level numbers."""
+    out: dict[str, list[float]] = {k: [] for k in ("level_accuracy", "macro_f1", "pod", "far", "csi")}
+    for h in range(y.shape[1]):
+        ok = np.isfinite(y[:, h])
+        lt, lp = level(y[ok, h], std), levels[ok, h]
+        out["level_accuracy"].append(level_accuracy(lt, lp))
         out["macro_f1"].append(macro_f1(lt, lp, std.n_levels))
         for k, v in exceedance_scores(lt >= std.unhealthy, lp >= std.unhealthy).items():
             out[k].append(v)

@@ -1,6 +1,8 @@
 """`build_model(cfg, n_features, pm25_scaling) -> keras.Model`, pure: same arguments, same graph.
 
-Input (batch, L, F) scaled features; output (batch, H) PM2.5 in µg/m³, or (batch, H, Q) quantiles.
+Input (batch, L, F) scaled features; output (batch, H) PM2.5 in µg/m³, (batch, H, Q) quantiles, or
+(batch, H, 1 + E) for the level head: the point forecast, then P(PM2.5 ≥ b_i) for the standard's E
+breakpoints from a log-logistic distribution around the point forecast (`Exceedance`).
 With `residual`, the network predicts a correction to persistence: ŷ = relu(c_t + σ·δ), c_t the
 PM2.5 at the origin (µg/m³, un-scaled inside the graph) and σ the train-split PM2.5 standard deviation.
 The quantile head adds non-negative (softplus) increments, bounded above, to the lowest quantile,
@@ -10,6 +12,7 @@ so quantiles never cross and the spread cannot diverge.
 from __future__ import annotations
 
 from aqi.config import Config
+from aqi.levels import get_standard
 from aqi.tfboot import import_tf
 from aqi.windows import PM25_FEATURE
 
@@ -51,25 +54,69 @@ class MonotoneQuantiles(layers.Layer):
         return super().get_config() | {"horizon": self.horizon, "n_quantiles": self.n_quantiles}
 
 
+@keras.saving.register_keras_serializable(package="aqi")
+class Exceedance(layers.Layer):
+    """P(PM2.5 ≥ b_i) from a log-logistic predictive distribution around the point forecast:
+    σ((log1p(ŷ) + δ - log1p(b_i)) / s), δ a shift and s > 0 a spread per example and horizon.
+
+    This is the soft level count made probabilistic: (tanh((c - b)/tau) + 1)/2 = σ(2(c - b)/tau), so
+    Σ_i P(PM2.5 ≥ b_i) is the expected level, with a tau the network learns per hour ahead instead of
+    a fixed one. Decreasing in i by construction. Inputs: ŷ (batch, H) µg/m³, raw (batch, 2H)."""
+
+    def __init__(self, breakpoints, **kw):
+        super().__init__(**kw)
+        self.breakpoints = [float(b) for b in breakpoints]
+
+    def call(self, point, raw):
+        h = ops.shape(point)[-1]
+        shift, spread = raw[:, :h], ops.softplus(raw[:, h:] - 1.0) + 0.02  # s starts ≈ 0.33
+        loc = ops.log1p(ops.stop_gradient(point)) + shift  # the point stays an MAE-trained forecast
+        b = ops.log1p(ops.convert_to_tensor(self.breakpoints))
+        return ops.sigmoid((loc[..., None] - b) / spread[..., None])
+
+    def get_config(self):
+        return super().get_config() | {"breakpoints": self.breakpoints}
+
+
 def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float]) -> keras.Model:
-    """cfg.model.arch 'mlp' (flattened window) or 'gru' (stacked GRU over the hours)."""
+    """cfg.model.arch 'mlp' (flattened window) or 'gru' (stacked GRU over the hours); the head of
+    cfg.model.head. Small initial outputs: training starts at persistence (residual) or the mean."""
     m, L, H = cfg.model, cfg.window.lookback, cfg.window.horizon
-    q = len(m.quantiles) if m.head == "quantile" else 1
     x = keras.Input((L, n_features), name="window")
     h = _mlp_body(x, m) if m.arch == "mlp" else _gru_body(x, m)
-    # small initial outputs: training starts at persistence (residual) or near the mean
-    raw = layers.Dense(
-        H * q, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
-    )(h)
-    mean, std = pm25_scaling
-    if q > 1:
-        delta = MonotoneQuantiles(H, q, name="quantiles")(raw) * std  # (batch, H, Q) µg/m³
-        base = ops.expand_dims(Persistence(mean, std)(x), -1) if m.residual else mean
+    if m.head == "point":
+        out = _point_head(x, h, H, m.residual, pm25_scaling)
+    elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
+        point = _point_head(x, h, H, m.residual, pm25_scaling)
+        raw = layers.Dense(
+            2 * H, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="level_head"
+        )(h)
+        p = Exceedance(get_standard(cfg.loss.standard).edges, name="exceedance")(point, raw)
+        out = ops.concatenate([point[..., None], p], axis=-1)
     else:
-        delta = raw * std  # (batch, H) µg/m³
-        base = Persistence(mean, std, name="persistence")(x) if m.residual else mean
-    out = layers.ReLU(name="pm25")(delta + base)  # concentrations are non-negative
+        out = _quantile_head(x, h, H, len(m.quantiles), m.residual, pm25_scaling)
     return keras.Model(x, out, name=f"aqi_{m.arch}")
+
+
+def _quantile_head(x, h, horizon: int, q: int, residual: bool, pm25_scaling):
+    """(batch, H, Q) µg/m³, increasing along Q, non-negative."""
+    mean, std = pm25_scaling
+    raw = layers.Dense(
+        horizon * q, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
+    )(h)
+    delta = MonotoneQuantiles(horizon, q, name="quantiles")(raw) * std
+    base = ops.expand_dims(Persistence(mean, std)(x), -1) if residual else mean
+    return layers.ReLU(name="pm25")(delta + base)
+
+
+def _point_head(x, h, horizon: int, residual: bool, pm25_scaling):
+    """(batch, H) µg/m³: persistence + σ·δ (or the train mean + σ·δ), non-negative."""
+    mean, std = pm25_scaling
+    raw = layers.Dense(
+        horizon, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
+    )(h)
+    base = Persistence(mean, std, name="persistence")(x) if residual else mean
+    return layers.ReLU(name="pm25")(raw * std + base)
 
 
 def _mlp_body(x, m):

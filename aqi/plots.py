@@ -35,6 +35,8 @@ def station_figures(station: str, m: dict, frame: pd.DataFrame, methods) -> dict
     ]:
         out[name] = _png(plt, _by_horizon(plt, station, m, methods, key, ylabel))
     out["confusion.png"] = _png(plt, _confusion(plt, station, m))
+    if "decision_curve" in m:
+        out["decision_curve.png"] = _png(plt, _decision_curve(plt, station, m))
     out["fortnight.png"] = _png(plt, _fortnight(plt, station, frame))
     return out
 
@@ -89,5 +91,21 @@ def _fortnight(plt, station: str, p: pd.DataFrame):
         )
     ax.set(ylabel="PM2.5 (µg/m³)", title=f"{station}: observed vs forecast, a test fortnight (UTC)")
     ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _decision_curve(plt, station: str, m: dict):
+    """POD against FAR of the published 'unhealthy' call as the cost of a miss grows."""
+    c = m["decision_curve"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([r["far"] for r in c], [r["pod"] for r in c], "o-", color=STYLE["model"][0])
+    for r in c:
+        ax.annotate(
+            f"{r['miss_cost']:g}", (r["far"], r["pod"]), textcoords="offset points", xytext=(4, -10)
+        )
+    name = m["levels"][m["unhealthy_level"]]
+    ax.set(xlabel="false alarm ratio", ylabel="probability of detection")
+    ax.set_title(f"{station}: calling '{name}' or worse, by miss cost", fontsize=9)
     ax.grid(alpha=0.3)
     return fig

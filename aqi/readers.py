@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from aqi.config import MEASURES, PHYSICAL_BOUNDS, AqiError, IngestConfig
-from aqi.datadir import STATION_RE
+from aqi.datadir import STATION_RE, check_station
 from aqi.mapping import UCI, Mapping
 
 # 16-point compass → degrees; calm ('C', 'CV') has no direction and stays missing.
@@ -195,10 +195,7 @@ def validate(df: pd.DataFrame, name: str, cfg: IngestConfig = IngestConfig()) ->
     bad_station = ~df["station"].str.fullmatch(STATION_RE)
     if bad_station.any():
         row = df[bad_station].iloc[0]
-        raise AqiError(
-            f"{name}: line {row['_line']}: invalid station name {row['station']!r} "
-            "(letters, digits, '_' and '-' only; no path separators or '..')"
-        )
+        check_station(row["station"], f"{name}: line {row['_line']}")
     t = df["time"]
     off_hour = (t.dt.minute != 0) | (t.dt.second != 0) | (t.dt.microsecond != 0)
     if off_hour.any():

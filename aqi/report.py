@@ -58,15 +58,16 @@ def standard_table(std) -> None:
 
 def forecast_table(result: dict) -> None:
     """One station's forecast as a rich table, each row coloured by its level."""
-    from aqi.levels import get_standard
-
-    std = get_standard(result["standard"])
     t = Table(
         title=f"{result['station']}: PM2.5 forecast issued {result['issued_at']} ({result['standard']})"
     )
     has_q = "quantiles" in result["forecasts"][0]
+    has_p = "level_probability" in result["forecasts"][0]
     cols = ["time (local)", "h", "PM2.5 µg/m³"] + (["p10–p90"] if has_q else []) + ["AQI", "level"]
-    cols += [f"P(≥ {std.names[std.unhealthy]})"] if has_q else []
+    cols += ["P(level)"] if has_p else []
+    first = result["forecasts"][0]
+    unhealthy = next(iter(first["p_level_at_least"])) if has_q else ""
+    cols += [f"P(level ≥ {unhealthy})"] if has_q else []
     for c in cols:
         t.add_column(c, justify="left" if c in ("time (local)", "level") else "right")
     for r in result["forecasts"]:
@@ -74,7 +75,8 @@ def forecast_table(result: dict) -> None:
         cells = [r["target_time"][:16].replace("T", " "), str(r["horizon"]), f"{r['pm25']:.1f}"]
         cells += [f"{q[0]:.0f}–{q[-1]:.0f}"] if has_q else []
         cells += [str(r["aqi"]), f"[on {r['color']}]  [/] {r['level']} {r['level_name']}"]
-        cells += [f"{r['p_level_at_least'][str(std.unhealthy)]:.0%}"] if has_q else []
+        cells += [f"{r['level_probability']:.0%}"] if has_p else []
+        cells += [f"{r['p_level_at_least'][unhealthy]:.0%}"] if has_q else []
         t.add_row(*cells)
     console.print(t)
 
@@ -130,12 +132,16 @@ def evaluation_table(summary: dict) -> None:
     }
     for m in methods:
         t.add_column(f"MAE\n{label[m]}", justify="right")
-    for m in ("model", "gbm", "persistence"):
+    accs = ("model", "gbm", "persistence")
+    if any("model_decided" in r for r in summary.values()):
+        accs, label["model_decided"] = ("model_decided", *accs), "published"
+    for m in accs:
         t.add_column(f"level acc\n{label[m]}", justify="right")
     for st, r in summary.items():
         best = min(methods, key=lambda m: r[m]["mae"])
         maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]
-        t.add_row(st, *maes, *(f"{r[m]['level_accuracy']:.3f}" for m in ("model", "gbm", "persistence")))
+        cells = [f"{r[m]['level_accuracy']:.3f}" if m in r else "–" for m in accs]
+        t.add_row(st, *maes, *cells)
     console.print(t)
 
 

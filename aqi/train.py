@@ -77,9 +77,9 @@ def train_station(
     with strategy.scope():
         model = ensemble([m for m, _ in members])
     info = _info(job, [h for _, h in members], model, device, time.perf_counter() - started)
-    resolved = cfg.replace(window={k: v for k, v in w.dates.to_dict().items()})
+    resolved = cfg.replace(window=w.dates.to_dict())
     saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(data_dir)
-    return saved.meta() | {"model_sha256": saved.sha256}
+    return saved.meta()
 
 
 class Job:
@@ -92,15 +92,15 @@ class Job:
         self.tr, self.va = w.part("train"), w.part("val")
         self.steps = -(-len(self.tr) // cfg.train.batch_size)
         self.val_ds = distribute(strategy, dataset(self.va.x, self.va.y, VAL_BATCH, False, 0))
-        m = cfg.model
-        self.quantiles = m.quantiles if m.head == "quantile" else ()
 
     def loss(self) -> LevelLoss:
-        return LevelLoss.from_standard(self.std, self.cfg.loss, quantiles=self.quantiles)
+        m = self.cfg.model
+        qs = m.quantiles if m.head == "quantile" else ()
+        return LevelLoss.from_standard(self.std, self.cfg.loss, m.head, quantiles=qs)
 
     def val_point(self, model) -> np.ndarray:
         """(N, H) point forecasts of the validation windows, µg/m³."""
-        return as_prediction(predict(model, self.va.x), self.quantiles).point
+        return as_prediction(predict(model, self.va.x), self.cfg.model).point
 
     def score(self, model) -> tuple[float, float]:
         return metrics.pooled(self.va.y, self.val_point(model), self.std)
@@ -121,7 +121,7 @@ class Job:
         cfg, t = self.cfg, self.cfg.train
         with self.strategy.scope():
             optimizer = make_optimizer(t, self.steps)
-            loop = Loop(model, optimizer, loss, self.strategy)
+            loop = Loop(model, optimizer, loss, self.strategy, val_loss=self.loss())
             ckpt = tf.train.Checkpoint(
                 model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
             )
@@ -136,7 +136,8 @@ class Job:
             self.strategy, dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
         )
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
-        on_epoch = self._on_epoch(ckpt, manager, k)
+        on_epoch = self._on_epoch(ckpt, manager, k, loss)
+        loss.anneal(self._tau_factor(start))
         with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
             bar.done = start
             hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar, self.score)
@@ -184,13 +185,19 @@ class Job:
     def _val_loss(self, model, loss) -> float:
         return float(np.mean(loss.call(self.va.y, predict(model, self.va.x))))
 
-    def _on_epoch(self, ckpt, manager, k: int):
+    def _tau_factor(self, epoch: int) -> float:
+        """tau_anneal at epoch 0, shrinking geometrically to 1 at the last epoch and after it."""
+        last = max(self.cfg.train.epochs - 1, 1)
+        return self.cfg.loss.tau_anneal ** max(0.0, 1.0 - epoch / last)
+
+    def _on_epoch(self, ckpt, manager, k: int, loss: LevelLoss):
         tb = self.opts.tensorboard
         writer = tf.summary.create_file_writer(str(Path(tb) / f"member-{k}")) if tb else None
 
         def on_epoch(epoch: int, h: History) -> None:
             ckpt.epoch.assign(epoch + 1)
             manager.save(checkpoint_number=epoch + 1)
+            loss.anneal(self._tau_factor(epoch + 1))
             if writer:
                 with writer.as_default(step=epoch + 1):
                     for name in ("train_loss", "val_loss", "val_mae", "val_level_acc"):

@@ -7,6 +7,7 @@ model.keras, so forecast, evaluate and bench load everything from here and a tor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aqi.config import AqiError, Config, median_index
-from aqi.datadir import atomic_write_bytes, model_dir, models_dir
+from aqi.concentrations import decide_level, exceedance_probability, level_probabilities
+from aqi.config import AqiError, Config, ModelConfig, median_index
+from aqi.datadir import STATION_RE, atomic_write_bytes, model_dir, models_dir
 from aqi.levels import Standard, get_standard
 from aqi.tfboot import import_tf
 from aqi.windows import Scaler, Split, Windows, build_windows, window_at
@@ -36,6 +38,23 @@ MODEL_FILE, META_FILE = "model.keras", "meta.json"
 class Prediction:
     point: np.ndarray  # (N, H) µg/m³: the point head, or the median of the quantile head
     quantiles: np.ndarray | None = None  # (N, H, Q) µg/m³ with a quantile head
+    exceed: np.ndarray | None = None  # (N, H, E) P(PM2.5 ≥ b_i) with a level head
+    quantile_levels: tuple[float, ...] = ()
+
+    def exceedance(self, std: Standard) -> np.ndarray | None:
+        """(N, H, E) P(PM2.5 ≥ b_i) at the standard's breakpoints: the level head's own, or read
+        off the quantiles; None for a point head."""
+        if self.exceed is not None:
+            return self.exceed
+        if self.quantiles is None:
+            return None
+        q = self.quantile_levels
+        return np.stack([exceedance_probability(q, self.quantiles, b) for b in std.edges], -1)
+
+    def decided(self, std: Standard, miss_cost: float = 1.0):
+        """(levels (N, H), their probabilities) to publish, or None for a point head."""
+        p = self.exceedance(std)
+        return None if p is None else decide_level(level_probabilities(p), std.unhealthy, miss_cost)
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,7 @@ class TrainedModel:
 
     def predict(self, x: np.ndarray, batch: int = 4096) -> Prediction:
         """Batched forward pass in inference mode over (N, L, F) scaled windows."""
-        return as_prediction(predict(self.model, x, batch), self.quantile_levels)
+        return as_prediction(predict(self.model, x, batch), self.config.model)
 
     def windows(self, df: pd.DataFrame) -> Windows:
         """Every window of `df` with this model's scaler and split dates."""
@@ -69,16 +88,20 @@ class TrainedModel:
         return window_at(df, self.config.window, self.timezone, self.scaler, at)
 
     def meta(self) -> dict:
-        return self.info | {
-            "station": self.station,
-            "timezone": self.timezone,
-            "config": self.config.to_dict(),
-            "scaler": self.scaler.to_dict(),
-            "standard": self.standard.key,
-            "standard_table": self.standard.to_dict(),
-            "breakpoints": list(self.standard.edges),
-            "split": self.split.to_dict(),
-        }
+        return (
+            self.info
+            | {
+                "station": self.station,
+                "timezone": self.timezone,
+                "config": self.config.to_dict(),
+                "scaler": self.scaler.to_dict(),
+                "standard": self.standard.key,
+                "standard_table": self.standard.to_dict(),
+                "breakpoints": list(self.standard.edges),
+                "split": self.split.to_dict(),
+            }
+            | ({"model_sha256": self.sha256} if self.sha256 else {})
+        )
 
     def save(self, data_dir: Path) -> TrainedModel:
         """model.keras then meta.json, each by temp file + rename; meta records the model's sha256."""
@@ -92,9 +115,9 @@ class TrainedModel:
             os.replace(tmp, d / MODEL_FILE)
         finally:
             tmp.unlink(missing_ok=True)
-        meta = self.meta() | {"model_sha256": sha}
-        atomic_write_bytes(d / META_FILE, json.dumps(meta, indent=2, default=_jsonable).encode())
-        return TrainedModel(**{**self.__dict__, "path": d, "sha256": sha})
+        saved = dataclasses.replace(self, path=d, sha256=sha)
+        atomic_write_bytes(d / META_FILE, json.dumps(saved.meta(), indent=2, default=_jsonable).encode())
+        return saved
 
 
 def load(data_dir: Path, station: str) -> TrainedModel:
@@ -128,7 +151,11 @@ def load(data_dir: Path, station: str) -> TrainedModel:
 
 def trained_stations(data_dir: Path) -> list[str]:
     root = models_dir(data_dir)
-    return sorted(p.name for p in root.iterdir() if (p / META_FILE).exists()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if STATION_RE.fullmatch(p.name) and (p / META_FILE).exists()
+    )
 
 
 def predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
@@ -140,11 +167,13 @@ def predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     )
 
 
-def as_prediction(raw: np.ndarray, quantiles: tuple[float, ...]) -> Prediction:
-    """A head's raw output, (N, H) or (N, H, Q) µg/m³, as point forecast (+ quantiles)."""
-    if raw.ndim == 2:
-        return Prediction(raw)
-    return Prediction(raw[..., median_index(quantiles)], raw)
+def as_prediction(raw: np.ndarray, m: ModelConfig) -> Prediction:
+    """A head's raw output as a Prediction: (N, H) point, (N, H, Q) quantiles, (N, H, 1 + E) level."""
+    if m.head == "quantile":
+        return Prediction(raw[..., median_index(m.quantiles)], raw, quantile_levels=m.quantiles)
+    if m.head == "level":
+        return Prediction(raw[..., 0], exceed=raw[..., 1:])
+    return Prediction(raw)
 
 
 def _jsonable(o):

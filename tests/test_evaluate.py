@@ -16,7 +16,6 @@ from aqi.config import WindowConfig
 from aqi.evaluate import METHODS, evaluate_station
 from aqi.ingest import ingest
 from aqi.levels import STANDARDS
-from aqi.metrics import per_horizon
 from aqi.report import summary_markdown
 from aqi.train import train_station
 from aqi.windows import build_windows, complete_grid
@@ -51,16 +50,6 @@ def test_baselines_use_only_the_past_and_the_train_split():
     assert (baselines.persistence(w) == w.last_pm25[:, None]).all()
     clim = baselines.climatology(w, grid, TZ, pd.Timestamp(cfg.train_end, tz=TZ))
     assert clim.max() <= 96  # the train split holds hours 1..96 only
-
-
-def test_scores_on_a_known_case():
-    y = np.array([[10.0], [40.0], [60.0], [np.nan]])
-    p = np.array([[12.0], [20.0], [70.0], [5.0]])
-    s = per_horizon(y, p, US)
-    assert s["mae"] == [pytest.approx(32 / 3, abs=1e-3)]
-    assert s["level_accuracy"] == [pytest.approx(2 / 3, abs=1e-4)]
-    # unhealthy = level ≥ 2 (≥ 35.5): observed 40, 60; forecast 70 → 1 hit, 1 miss, 0 false alarms
-    assert (s["pod"], s["far"], s["csi"]) == ([0.5], [0.0], [0.5])
 
 
 def test_evaluate_scores_every_method_on_the_same_pairs(trained):

@@ -120,3 +120,13 @@ def test_level_loss_config_round_trips_with_quantiles():
     y = np.array([[30.0, 50.0]], np.float32)
     p = np.array([[[20.0, 31.0, 40.0], [45.0, 52.0, 70.0]]], np.float32)
     np.testing.assert_allclose(back.call(y, p).numpy(), loss.call(y, p).numpy())
+
+
+def test_annealing_widens_tau_and_restores_it():
+    loss = LevelLoss(B, tau=2.0, alpha=1.0)
+    y, p = [20.0], [30.0]  # 5.5 µg/m³ below 35.5: tau = 2 barely reaches it, tau = 16 does
+    narrow = np.abs(_grad(loss, y, p)).max()
+    loss.anneal(8.0)
+    wide = np.abs(_grad(loss, y, p)).max()
+    loss.anneal(1.0)
+    assert wide > 10 * narrow and np.abs(_grad(loss, y, p)).max() == narrow

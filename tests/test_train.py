@@ -14,7 +14,7 @@ import pytest
 from conftest import TZ, F, H, array_config, problem, tiny_config, two_models
 
 from aqi import trained
-from aqi.config import AqiError
+from aqi.config import AqiError, median_index
 from aqi.datadir import model_dir
 from aqi.levels import STANDARDS
 from aqi.loop import Loop, NonFiniteLoss, dataset, fit, make_optimizer
@@ -156,7 +156,7 @@ def test_trained_model_round_trips_every_field_and_predicts_identically(tmp_path
     assert back.sha256 == saved.sha256 and back.path == model_dir(tmp_path, "S")
     a, b = back.predict(x), saved.predict(x)
     np.testing.assert_array_equal(a.quantiles, b.quantiles)
-    np.testing.assert_array_equal(a.point, b.quantiles[..., 1])  # the median of (0.1, 0.5, 0.9)
+    np.testing.assert_array_equal(a.point, b.quantiles[..., median_index(cfg.model.quantiles)])
 
 
 def test_a_custom_standard_travels_with_the_model(tmp_path):
@@ -208,3 +208,11 @@ def test_resume_continues_from_the_last_epoch_checkpoint(synth_store, monkeypatc
     meta = train_station(synth_store, "Synth", cfg, quiet=True, resume=True, echo=said.append)
     assert any("resumed from" in s and "(epoch 1)" in s for s in said)
     assert meta["epochs_run"] == [2]  # epochs 2 and 3 only
+
+
+def test_tau_is_annealed_from_wide_to_the_configured_tau(synth_store, monkeypatch):
+    seen, real = [], LevelLoss.anneal
+    monkeypatch.setattr(LevelLoss, "anneal", lambda self, f: (seen.append(f), real(self, f)))
+    cfg = tiny_config(epochs=3, patience=99).replace(loss={"tau_anneal": 8.0})
+    train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
+    assert seen == pytest.approx([8.0, 8**0.5, 1.0, 1.0])  # epochs 1, 2, 3, then after training
