@@ -3,21 +3,16 @@
 - persistence: the last observed value (after the same past-only gap filling the model sees);
 - seasonal naive: the same hour on the previous day (t+h-24k, k = ceil(h/24)), persistence where that
   hour is missing;
-- climatology: train-split mean by (month, hour of day) of the target time (local);
-- gbm: scikit-learn HistGradientBoostingRegressor per horizon on lag features (PM2.5 of the last
-  24 hours, every other feature at the origin), trained on the train split only, with the absolute-error
-  loss so that it is scored on the metric it optimises, as a practitioner would set it up.
+- climatology: train-split mean by (month, hour of day) of the target time (local).
+The gradient-boosting baseline, pooled over the network, is `gbm.py`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
-from aqi.windows import PM25_FEATURE, Windows, feature_frame, window_offsets
-
-GBM_LAGS = 24  # hours of PM2.5 lags given to the gradient-boosting baseline
+from aqi.windows import Windows, feature_frame, window_offsets
 
 
 def persistence(w: Windows) -> np.ndarray:
@@ -59,32 +54,3 @@ def _by_month_hour(w: Windows, grid: pd.DataFrame, tz: str, train_end, stat) -> 
     vals = table.reindex(pd.MultiIndex.from_arrays([t.month, t.hour])).to_numpy()
     vals = np.where(np.isnan(vals), fallback, vals)
     return vals.reshape(*times.shape, -1).astype(np.float32)
-
-
-def lag_features(w: Windows) -> np.ndarray:
-    """(N, 24 + F - 1): the PM2.5 column over the last 24 h and every other feature at the origin."""
-    lags = min(GBM_LAGS, w.x.shape[1])
-    others = np.delete(w.x[:, -1, :], PM25_FEATURE, axis=1)
-    return np.concatenate([w.x[:, -lags:, PM25_FEATURE], others], axis=1)
-
-
-def fit_gbm(train: Windows, seed: int = 0) -> list[HistGradientBoostingRegressor]:
-    """One regressor per horizon on the train split (missing targets left out)."""
-    x = lag_features(train)
-    models = []
-    for h in range(train.y.shape[1]):
-        ok = np.isfinite(train.y[:, h])
-        m = HistGradientBoostingRegressor(
-            loss="absolute_error",
-            max_iter=300,
-            learning_rate=0.1,
-            early_stopping=True,
-            random_state=seed,
-        )
-        models.append(m.fit(x[ok], train.y[ok, h]))
-    return models
-
-
-def predict_gbm(models: list[HistGradientBoostingRegressor], w: Windows) -> np.ndarray:
-    x = lag_features(w)
-    return np.maximum(np.stack([m.predict(x) for m in models], axis=1), 0).astype(np.float32)

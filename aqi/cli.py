@@ -87,8 +87,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="CSV files, folders of CSVs, or zip archives.")],
     mapping: Annotated[Path | None, typer.Option(help="TOML mapping for non-UCI layouts.")] = None,
     station: Annotated[
-        str | None,
-        typer.Option(help="Station name for files without a station column; else only this station."),
+        str | None, typer.Option(help="Station name for files without a station column, or a filter.")
     ] = None,
     invalid: Annotated[
         str, typer.Option(help="Negative or out-of-bounds values: 'reject' (exit 2) or 'missing'.")
@@ -102,12 +101,8 @@ def ingest(
     if invalid not in ("reject", "missing"):
         raise AqiError(f"--invalid {invalid!r}: use 'reject' or 'missing'")
     reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid))
-    if not quiet:
-        for r in reports:
-            typer.echo(
-                f"{r.station}: {r.rows} rows ({r.added} added, {r.corrected} corrected"
-                f"{'' if r.written else ', unchanged'})"
-            )
+    for r in [] if quiet else reports:
+        typer.echo(f"{r.station}: {r.rows} rows ({r.added} added, {r.corrected} corrected{r.note})")
 
 
 @app.command()
@@ -139,8 +134,8 @@ def levels(
     all_: Annotated[bool, typer.Option("--all", help="Print every built-in standard.")] = False,
 ) -> None:
     """Print an AQI standard's table, or the level and index of one concentration."""
-    from aqi.levels import STANDARDS, get_standard, index_value, level
-    from aqi.report import standard_table
+    from aqi.levels import STANDARDS, get_standard
+    from aqi.report import level_line, standard_table
 
     if value is None:
         for std in STANDARDS.values() if all_ else [get_standard(standard)]:
@@ -148,12 +143,7 @@ def levels(
         return
     if not value >= 0:
         raise AqiError(f"--value {value}: a concentration must be >= 0 µg/m³")
-    std = get_standard(standard)
-    k = int(level(value, std))
-    typer.echo(
-        f'{value:g} µg/m³ under {std.key}: level {k}, "{std.names[k]}", '
-        f"{'AQI' if std.segments else 'index'} {int(index_value(value, std))}"
-    )
+    typer.echo(level_line(value, get_standard(standard)))
 
 
 Opt = typer.Option  # shorthand: every option defaults to None = the value in aqi/config.py
@@ -189,6 +179,7 @@ def train(
     members: Annotated[int | None, Opt(help="Ensemble members (averaged).")] = None,
     head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
     level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
+    level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[
@@ -201,17 +192,14 @@ def train(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output (batch jobs).")] = False,
 ) -> None:
     """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
-    from aqi.config import Config
+    from aqi.config import Config, parse_quantiles
 
-    try:
-        qs = tuple(float(q) for q in quantiles.split(",")) if quantiles else None
-    except ValueError:
-        raise AqiError(f"--quantiles {quantiles!r}: comma-separated numbers in (0, 1)") from None
     station = _one_or_all(station)
     given = {k: v for k, v in locals().items() if v is not None}
-    if clipnorm == 0:
-        given["clipnorm"] = None
-    cfg = Config().with_fields(**given | ({"quantiles": qs} if qs else {}))
+    given |= {"clipnorm": None} if clipnorm == 0 else {}
+    cfg = Config().with_fields(
+        **given | ({"quantiles": parse_quantiles(quantiles)} if quantiles else {})
+    )
     from aqi.report import train_summary
     from aqi.train import train_stations
 
@@ -227,19 +215,32 @@ def train(
 def evaluate(
     station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")] = "all",
     standard: Annotated[str | None, Opt(help="Score levels with another standard.")] = None,
+    fmt: Annotated[str, Opt("--format", help="table or json (the by-horizon summary)")] = "table",
+    threads: Annotated[int | None, Opt(help="CPU threads (default: the CPUs this job may use).")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Score the model against persistence, seasonal naive, climatology and GBM on the test split."""
+    if fmt not in ("table", "json"):
+        raise AqiError(f"--format {fmt!r}: use table or json")
+    from aqi.cpus import limit
+
+    n = limit(threads)
     from aqi.evaluate import evaluation_report
+    from aqi.summary import by_horizon
     from aqi.trained import trained_stations
 
     names = trained_stations(data_dir()) if _one_or_all(station) == "all" else [station]
     if not names:
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
-    summary = evaluation_report(data_dir(), names, standard, (lambda *_: None) if quiet else typer.echo)
-    from aqi.report import evaluation_table
+    echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo
+    rows = evaluation_report(data_dir(), names, standard, echo, n)
+    if fmt == "json":
+        typer.echo(json.dumps({"by_horizon": by_horizon(rows), "stations": rows}, indent=2))
+        return
+    from aqi.report import evaluation_table, horizon_table
 
-    evaluation_table(summary)
+    evaluation_table(rows)
+    horizon_table(by_horizon(rows))
     typer.echo(f"reports in {evaluate_dir(data_dir())}")
 
 

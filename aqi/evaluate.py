@@ -9,6 +9,7 @@ The windows are the model's own (`TrainedModel.windows`: its scaler and split da
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,13 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aqi import baselines, metrics, plots
-from aqi.concentrations import decide_level, level_probabilities
+from aqi import baselines, gbm, metrics, plots
 from aqi.config import AqiError
 from aqi.datadir import atomic_write_bytes, evaluate_dir
 from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
 from aqi.store import read_station
+from aqi.summary import merged, summary_row
 from aqi.trained import Prediction, TrainedModel, load
 from aqi.windows import Windows, complete_grid
 
@@ -33,27 +34,55 @@ MISS_COSTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # the decision curve's points 
 
 
 def evaluation_report(
-    data_dir: Path, names: list[str], standard: str | None = None, echo: Callable[[str], None] = print
+    data_dir: Path,
+    names: list[str],
+    standard: str | None = None,
+    echo: Callable[[str], None] = print,
+    threads: int = 1,
 ) -> dict:
-    """Evaluate each station, then write the cross-station summary (json and Markdown)."""
-    summary = {}
+    """Evaluate each station, then update the cross-station summary (json and Markdown): the rows
+    of these stations are replaced, the others kept. Returns this run's rows."""
+    gbms, rows = GbmCache(data_dir, threads, echo), {}
     for i, st in enumerate(names, 1):
-        echo(f"[{i}/{len(names)}] evaluating {st} (model and 4 baselines on the test year)")
-        summary[st] = summary_row(evaluate_station(data_dir, st, standard))
+        started = time.perf_counter()
+        echo(f"[{i}/{len(names)}] {st}: the model and 4 baselines on the test year")
+        rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms))
+        echo(f"[{i}/{len(names)}] {st}: scored in {time.perf_counter() - started:.1f} s")
     root = evaluate_dir(data_dir)
-    atomic_write_bytes(root / "summary.json", json.dumps(summary, indent=2).encode())
-    atomic_write_bytes(root / "summary.md", summary_markdown(summary).encode())
-    return summary
+    everything = merged(root / "summary.json", rows)
+    atomic_write_bytes(root / "summary.json", json.dumps(everything, indent=2).encode())
+    atomic_write_bytes(root / "summary.md", summary_markdown(everything).encode())
+    return rows
 
 
-def evaluate_station(data_dir: Path, station: str, standard: str | None = None) -> dict:
+class GbmCache:
+    """The pooled gradient-boosting baseline of each (window, split) met in one run, loaded once."""
+
+    def __init__(self, data_dir: Path, threads: int, echo):
+        self.data_dir, self.threads, self.echo, self.models = data_dir, threads, echo, {}
+
+    def get(self, tm: TrainedModel) -> gbm.PooledGbm:
+        key = (repr(tm.config.window), repr(tm.split))
+        if key not in self.models:
+            started = time.perf_counter()
+            self.models[key] = gbm.pooled_gbm(
+                self.data_dir, tm.config.window, tm.split, self.threads, echo=self.echo
+            )
+            self.echo(f"GBM baseline ready in {time.perf_counter() - started:.1f} s")
+        return self.models[key]
+
+
+def evaluate_station(
+    data_dir: Path, station: str, standard: str | None = None, gbms: GbmCache | None = None
+) -> dict:
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
-    test, points, quantiles, pred = station_forecasts(data_dir, tm)
+    gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
+    test, points, quantiles, pred = station_forecasts(data_dir, tm, gbms.get(tm))
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
     if pred.exceedance(std) is not None:
-        m |= decision_scores(test.y, pred, std, tm.config.decision.miss_cost)
+        m |= decision_scores(test.y, tm, pred, std)
     if quantiles:
         m["probabilistic"] = {
             k: metrics.probabilistic(test.y, q, tm.quantile_levels, std) for k, q in quantiles.items()
@@ -67,12 +96,12 @@ def evaluate_station(data_dir: Path, station: str, standard: str | None = None) 
     return m
 
 
-def station_forecasts(data_dir: Path, tm: TrainedModel):
+def station_forecasts(data_dir: Path, tm: TrainedModel, pooled: gbm.PooledGbm):
     """Test-split windows, every method's (N, H) point forecast, and for a quantile head the
     (N, H, Q) quantiles of the model and of climatology."""
     df = read_station(data_dir, tm.station)
     w = tm.windows(df)
-    test, train = w.part("test"), w.part("train")
+    test = w.part("test")
     if not len(test):
         raise AqiError(f"station {tm.station}: no test windows after {tm.split.val_end}")
     grid, tz, cfg = complete_grid(df), tm.timezone, tm.config
@@ -82,7 +111,7 @@ def station_forecasts(data_dir: Path, tm: TrainedModel):
         "persistence": baselines.persistence(test),
         "seasonal_naive": baselines.seasonal_naive(test, grid, tz, cfg.window.max_gap),
         "climatology": baselines.climatology(test, grid, tz, tm.split.train_end),
-        "gbm": baselines.predict_gbm(baselines.fit_gbm(train, cfg.train.seed), test),
+        "gbm": gbm.predict_station(pooled, tm.station, test, grid, tz, cfg.window.max_gap),
     }
     quantiles = {}
     if pred.quantiles is not None:
@@ -91,23 +120,20 @@ def station_forecasts(data_dir: Path, tm: TrainedModel):
     return test, points, quantiles, pred
 
 
-def decision_scores(y: np.ndarray, pred: Prediction, std: Standard, miss_cost: float) -> dict:
-    """The published (decided) level's per-horizon scores at the model's miss cost, and the
-    POD/FAR/CSI trade-off over miss costs, all horizons pooled."""
-    probs = level_probabilities(pred.exceedance(std))
-    decided = decide_level(probs, std.unhealthy, miss_cost)[0]
+def decision_scores(y: np.ndarray, tm: TrainedModel, pred: Prediction, std: Standard) -> dict:
+    """The published level's per-horizon scores at the model's miss cost, and the POD/FAR/CSI
+    trade-off over miss costs, all horizons pooled."""
     ok = np.isfinite(y)
-    observed = level(y[ok], std) >= std.unhealthy
+    observed = level(y[ok], std)
     curve = []
     for cost in MISS_COSTS:
-        lv = decide_level(probs, std.unhealthy, cost)[0][ok]
-        scores = metrics.exceedance_scores(observed, lv >= std.unhealthy)
-        acc = metrics.level_accuracy(level(y[ok], std), lv)
+        lv = tm.published(pred, std, cost)[0][ok]
+        scores = metrics.exceedance_scores(observed >= std.unhealthy, lv >= std.unhealthy)
+        acc = metrics.level_accuracy(observed, lv)
         curve.append({"miss_cost": cost, "level_accuracy": round(acc, metrics.DIGITS)} | scores)
-    return {
-        "decided": {"miss_cost": miss_cost} | metrics.per_horizon_levels(y, decided, std),
-        "decision_curve": curve,
-    }
+    cost = tm.config.decision.miss_cost
+    decided = metrics.per_horizon_levels(y, tm.published(pred, std)[0], std)
+    return {"decided": {"miss_cost": cost} | decided, "decision_curve": curve}
 
 
 def scores(test: Windows, points: dict[str, np.ndarray], std: Standard, tz: str) -> dict:
@@ -144,44 +170,6 @@ def daily_accuracy(w: Windows, pred: np.ndarray, std: Standard, tz: str) -> floa
         return None
     obs = level(np.nanmean(y[enough], axis=1), std)
     return round(metrics.level_accuracy(obs, level(p[enough].mean(1), std)), metrics.DIGITS)
-
-
-def summary_row(m: dict) -> dict:
-    """One station's line of summary.json: means over horizons, and the checks the README claims."""
-    row = {
-        method: {
-            "mae": round(float(np.mean(v["mae"])), 2),
-            "level_accuracy": round(float(np.mean(v["level_accuracy"])), 4),
-            "daily_level_accuracy": m["daily_level_accuracy"][method],
-        }
-        for method, v in m["methods"].items()
-    }
-    if "decided" in m:
-        row["model_decided"] = {
-            "level_accuracy": round(float(np.mean(m["decided"]["level_accuracy"])), 4)
-        }
-    mod, pers = m["methods"]["model"], m["methods"]["persistence"]
-    row["checks"] = {
-        "mae_below_persistence_h>=2": bool(np.all(np.array(mod["mae"][1:]) < pers["mae"][1:])),
-        "mae_below_seasonal_and_climatology": all(
-            bool(np.all(np.array(mod["mae"]) < m["methods"][b]["mae"]))
-            for b in ("seasonal_naive", "climatology")
-        ),
-        "level_accuracy_by_horizon_minus_persistence": (
-            np.array(mod["level_accuracy"]) - pers["level_accuracy"]
-        ).round(4).tolist(),
-    }  # fmt: skip
-    if "probabilistic" in m:
-        p, c = m["probabilistic"]["model"], m["probabilistic"]["climatology"]
-        row["probabilistic"] = {
-            "interval": p["interval"],
-            "coverage": round(float(np.mean(p["coverage"])), 4),
-            "width": round(float(np.mean(p["width"])), 2),
-            "brier": round(float(np.mean(p["brier"])), 4),
-            "climatology_brier": round(float(np.mean(c["brier"])), 4),
-            "brier_below_climatology_every_horizon": bool(np.all(np.array(p["brier"]) < c["brier"])),
-        }
-    return row
 
 
 def predictions_frame(station: str, w: Windows, points: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -38,7 +38,7 @@ def forecast_station(
     when = _parse_at(at, tm.timezone) if at else None
     x, origin, _ = tm.window_at(read_station(data_dir, station), when)
     pred = tm.predict(x)
-    published = pred.decided(std, tm.config.decision.miss_cost if miss_cost is None else miss_cost)
+    published = tm.published(pred, std, miss_cost)
     times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
     rows = [_row(t.tz_convert(tm.timezone), h, pred, published, std) for h, t in enumerate(times)]
     return {

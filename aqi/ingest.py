@@ -35,6 +35,10 @@ class IngestReport:
     corrected: int  # hours whose values the new sources changed
     written: bool  # False when the partition was already identical
 
+    @property
+    def note(self) -> str:
+        return "" if self.written else ", unchanged"
+
 
 def ingest(
     paths: list[Path],

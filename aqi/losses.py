@@ -70,6 +70,7 @@ class LevelLoss(keras.losses.Loss):
         y_shift=0.0,
         quantiles=(),
         level_weight=0.0,
+        level_ramp=1.0,
         resolution=0.0,
         upper_closed=False,
         name="level_loss",
@@ -84,6 +85,7 @@ class LevelLoss(keras.losses.Loss):
         # > 0: y_pred is the level head's (batch, H, 1 + E), the point then P(y ≥ b_i); the hard
         # level of y (resolution, upper_closed as in levels.level) gives the binary targets
         self.level_weight = float(level_weight)
+        self.level_ramp = float(level_ramp)  # weight of the last horizon's log loss vs the first's
         self.resolution, self.upper_closed = float(resolution), bool(upper_closed)
         self.tau_scale = tf.Variable(1.0, trainable=False, name="tau_scale")  # see `anneal`
 
@@ -94,7 +96,8 @@ class LevelLoss(keras.losses.Loss):
     @classmethod
     def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:
         if head == "level":
-            kw |= {"level_weight": cfg.level_weight, "resolution": std.resolution}
+            kw |= {"level_weight": cfg.level_weight, "level_ramp": cfg.level_ramp}
+            kw |= {"resolution": std.resolution}
             kw |= {"upper_closed": std.upper_closed}
         return cls(std.edges, breakpoint_taus(std, cfg), cfg.alpha, cfg.scale, **kw)
 
@@ -116,7 +119,10 @@ class LevelLoss(keras.losses.Loss):
         if self.quantiles:
             per_h += self.pinball(y_true, y_pred)
         if self.level_weight:
-            per_h += self.level_weight * self.ordinal(y_true, y_pred[..., 1:])
+            ramp = tf.linspace(1.0, self.level_ramp, tf.shape(per_h)[-1])  # (H,), mean 1 below
+            per_h += (
+                self.level_weight * ramp / tf.reduce_mean(ramp) * self.ordinal(y_true, y_pred[..., 1:])
+            )
         return tf.reduce_mean(per_h, axis=-1)  # (batch,)
 
     def ordinal(self, y_true, p_exceed):
@@ -149,6 +155,7 @@ class LevelLoss(keras.losses.Loss):
             "y_shift": self.y_shift,
             "quantiles": self.quantiles,
             "level_weight": self.level_weight,
+            "level_ramp": self.level_ramp,
             "resolution": self.resolution,
             "upper_closed": self.upper_closed,
             "name": self.name,

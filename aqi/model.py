@@ -56,23 +56,30 @@ class MonotoneQuantiles(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="aqi")
 class Exceedance(layers.Layer):
-    """P(PM2.5 ≥ b_i) from a log-logistic predictive distribution around the point forecast:
-    σ((log1p(ŷ) + δ - log1p(b_i)) / s), δ a shift and s > 0 a spread per example and horizon.
+    """P(PM2.5 ≥ b_i) around the point forecast: a log-logistic distribution, σ((log1p(ŷ) + δ -
+    log1p(b_i)) / s) with shift δ and spread s > 0 per example and horizon, plus a free correction
+    per breakpoint that keeps the probabilities decreasing in i (each logit steps down from the
+    previous by a softplus that equals the log-logistic step when the correction is 0).
 
     This is the soft level count made probabilistic: (tanh((c - b)/tau) + 1)/2 = σ(2(c - b)/tau), so
     Σ_i P(PM2.5 ≥ b_i) is the expected level, with a tau the network learns per hour ahead instead of
-    a fixed one. Decreasing in i by construction. Inputs: ŷ (batch, H) µg/m³, raw (batch, 2H)."""
+    a fixed one. Inputs: ŷ (batch, H) µg/m³, raw (batch, (2 + E)·H)."""
 
     def __init__(self, breakpoints, **kw):
         super().__init__(**kw)
         self.breakpoints = [float(b) for b in breakpoints]
 
     def call(self, point, raw):
-        h = ops.shape(point)[-1]
-        shift, spread = raw[:, :h], ops.softplus(raw[:, h:] - 1.0) + 0.02  # s starts ≈ 0.33
+        h, e = ops.shape(point)[-1], len(self.breakpoints)
+        shift, spread = raw[:, :h], ops.softplus(raw[:, h : 2 * h] - 1.0) + 0.02  # s starts ≈ 0.33
+        free = ops.reshape(raw[:, 2 * h :], (-1, h, e))
         loc = ops.log1p(ops.stop_gradient(point)) + shift  # the point stays an MAE-trained forecast
         b = ops.log1p(ops.convert_to_tensor(self.breakpoints))
-        return ops.sigmoid((loc[..., None] - b) / spread[..., None])
+        first = (loc - b[0]) / spread + free[..., 0]  # (batch, H)
+        gap = (b[1:] - b[:-1]) / spread[..., None]  # (batch, H, E - 1) > 0: the log-logistic steps
+        steps = ops.softplus(gap + ops.log(-ops.expm1(-gap)) + free[..., 1:])  # = gap at free 0
+        logits = ops.concatenate([first[..., None], first[..., None] - ops.cumsum(steps, -1)], -1)
+        return ops.sigmoid(logits)
 
     def get_config(self):
         return super().get_config() | {"breakpoints": self.breakpoints}
@@ -88,10 +95,10 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         out = _point_head(x, h, H, m.residual, pm25_scaling)
     elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
         point = _point_head(x, h, H, m.residual, pm25_scaling)
-        raw = layers.Dense(
-            2 * H, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="level_head"
-        )(h)
-        p = Exceedance(get_standard(cfg.loss.standard).edges, name="exceedance")(point, raw)
+        edges = get_standard(cfg.loss.standard).edges
+        small = keras.initializers.RandomNormal(stddev=1e-3)
+        raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(h)
+        p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)
     else:
         out = _quantile_head(x, h, H, len(m.quantiles), m.residual, pm25_scaling)

@@ -10,6 +10,15 @@ from rich.table import Table
 from aqi.term import console
 
 
+def level_line(value: float, std) -> str:
+    """`aqi levels --value`: the level and index of one concentration."""
+    from aqi.levels import index_value, level
+
+    k = int(level(value, std))
+    kind, index = "AQI" if std.segments else "index", int(index_value(value, std))
+    return f'{value:g} µg/m³ under {std.key}: level {k}, "{std.names[k]}", {kind} {index}'
+
+
 def train_summary(meta: dict) -> str:
     """The one line `aqi train` ends with: validation means over horizons, model vs persistence."""
     v = meta["validation"]
@@ -118,31 +127,57 @@ def forecast_csv(results: list[dict]) -> str:
     return buf.getvalue()
 
 
+LABEL = {
+    "model": "model",
+    "published": "published",
+    "gbm": "GBM",
+    "persistence": "persist.",
+    "seasonal_naive": "seasonal",
+    "climatology": "climat.",
+}
+
+
 def evaluation_table(summary: dict) -> None:
-    """Per station: mean MAE and level accuracy over horizons, model vs baselines."""
-    t = Table(title="Test-split evaluation (means over horizons; MAE µg/m³)")
-    methods = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
+    """Per station: mean MAE and level accuracy over horizons, model vs baselines; best in bold."""
+    t = Table(title="Test-split evaluation per station (means over horizons; MAE µg/m³)")
+    maes = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
+    accs = ("published", "model", "gbm", "persistence")
+    accs = accs if any("published" in r for r in summary.values()) else accs[1:]
     t.add_column("station", min_width=max(len(st) for st in summary))
-    label = {
-        "model": "model",
-        "gbm": "GBM",
-        "persistence": "persist.",
-        "seasonal_naive": "seasonal",
-        "climatology": "climat.",
-    }
-    for m in methods:
-        t.add_column(f"MAE\n{label[m]}", justify="right")
-    accs = ("model", "gbm", "persistence")
-    if any("model_decided" in r for r in summary.values()):
-        accs, label["model_decided"] = ("model_decided", *accs), "published"
+    for m in maes:
+        t.add_column(f"MAE\n{LABEL[m]}", justify="right")
     for m in accs:
-        t.add_column(f"level acc\n{label[m]}", justify="right")
+        t.add_column(f"level acc\n{LABEL[m]}", justify="right")
     for st, r in summary.items():
-        best = min(methods, key=lambda m: r[m]["mae"])
-        maes = [f"[bold]{r[m]['mae']:.2f}[/]" if m == best else f"{r[m]['mae']:.2f}" for m in methods]
-        cells = [f"{r[m]['level_accuracy']:.3f}" if m in r else "–" for m in accs]
-        t.add_row(st, *maes, *cells)
+        cells = _best([r[m]["mae"] for m in maes], min, ".2f")
+        cells += _best([r[m]["level_accuracy"] if m in r else None for m in accs], max, ".3f")
+        t.add_row(st, *cells)
     console.print(t)
+
+
+def horizon_table(h: dict) -> None:
+    """Means over the stations per horizon: MAE and level accuracy of every method, the model's
+    skill vs persistence; the winner of each horizon in bold."""
+    n = len(h["stations"])
+    t = Table(title=f"Test-split evaluation by hours ahead (mean over {n} station(s); MAE µg/m³)")
+    t.add_column("hours ahead")
+    for key, title in (("mae", "MAE"), ("level_accuracy", "level acc")):
+        for m in h[key]:
+            t.add_column(f"{title}\n{LABEL[m]}", justify="right")
+    t.add_column("model skill\nvs persist.", justify="right")
+    for i, hz in enumerate(h["horizons"]):
+        cells = _best([v[i] for v in h["mae"].values()], min, ".2f")
+        cells += _best([v[i] for v in h["level_accuracy"].values()], max, ".3f")
+        skill = h.get("skill_vs_persistence")
+        t.add_row(str(hz), *cells, f"{skill[i]:+.1%}" if skill else "–")
+    console.print(t)
+
+
+def _best(values: list, pick, fmt: str) -> list[str]:
+    """Formatted cells, the best (min or max) in bold; None shows as '–'."""
+    real = [v for v in values if v is not None]
+    top = pick(real) if real else None
+    return ["–" if v is None else f"[bold]{v:{fmt}}[/]" if v == top else f"{v:{fmt}}" for v in values]
 
 
 def summary_markdown(summary: dict) -> str:

@@ -23,13 +23,13 @@ from aqi.config import AqiError, Config, validate
 from aqi.datadir import model_dir
 from aqi.devices import select_strategy
 from aqi.lbfgs import lbfgs_fit
-from aqi.levels import Standard, get_standard
+from aqi.levels import Standard, get_standard, level
 from aqi.loop import Bar, History, Loop, dataset, distribute, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
 from aqi.term import console
-from aqi.trained import TrainedModel, as_prediction, predict
+from aqi.trained import TrainedModel, as_prediction, predict, publish
 from aqi.windows import Windows, build_windows
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
@@ -100,7 +100,7 @@ class Job:
 
     def val_point(self, model) -> np.ndarray:
         """(N, H) point forecasts of the validation windows, µg/m³."""
-        return as_prediction(predict(model, self.va.x), self.cfg.model).point
+        return as_prediction(predict(model, self.va.x), self.cfg.model, self.std).point
 
     def score(self, model) -> tuple[float, float]:
         return metrics.pooled(self.va.y, self.val_point(model), self.std)
@@ -257,6 +257,7 @@ def _info(job: Job, hists: list[History], model, device: str, seconds: float) ->
             "model": metrics.per_horizon(va.y, job.val_point(model), job.std),
             "persistence": metrics.per_horizon(va.y, va.persistence(), job.std),
         },
+        **_decision_rule(job, model),
         "device": device,
         "train_seconds": round(seconds, 2),
         "samples_per_s": round(max(h.samples_per_s for h in hists), 1),
@@ -270,6 +271,18 @@ def _info(job: Job, hists: list[History], model, device: str, seconds: float) ->
             "python": platform.python_version(),
         },
     }
+
+
+def _decision_rule(job: Job, model) -> dict:
+    """Per horizon, whether the decided level beat the point forecast's level on validation (miss
+    cost 1): where it did not, the point's level is published. Empty for a point head."""
+    pred = as_prediction(predict(model, job.va.x), job.cfg.model, job.std)
+    decided = publish(pred, job.std, 1.0)
+    if decided is None:
+        return {}
+    acc = metrics.per_horizon_levels(job.va.y, decided[0], job.std)["level_accuracy"]
+    own = metrics.per_horizon_levels(job.va.y, level(pred.point, job.std), job.std)["level_accuracy"]
+    return {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
 
 
 def train_stations(data_dir: Path, station: str, cfg: Config, echo=print, **kw) -> list[dict]:

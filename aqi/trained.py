@@ -21,7 +21,7 @@ import pandas as pd
 from aqi.concentrations import decide_level, exceedance_probability, level_probabilities
 from aqi.config import AqiError, Config, ModelConfig, median_index
 from aqi.datadir import STATION_RE, atomic_write_bytes, model_dir, models_dir
-from aqi.levels import Standard, get_standard
+from aqi.levels import Standard, get_standard, level
 from aqi.tfboot import import_tf
 from aqi.windows import Scaler, Split, Windows, build_windows, window_at
 
@@ -40,12 +40,13 @@ class Prediction:
     quantiles: np.ndarray | None = None  # (N, H, Q) µg/m³ with a quantile head
     exceed: np.ndarray | None = None  # (N, H, E) P(PM2.5 ≥ b_i) with a level head
     quantile_levels: tuple[float, ...] = ()
+    edges: tuple[float, ...] = ()  # µg/m³, the breakpoints b_i of `exceed` (the head's standard)
 
     def exceedance(self, std: Standard) -> np.ndarray | None:
         """(N, H, E) P(PM2.5 ≥ b_i) at the standard's breakpoints: the level head's own, or read
         off the quantiles; None for a point head."""
-        if self.exceed is not None:
-            return self.exceed
+        if self.exceed is not None:  # only at the breakpoints it was trained on
+            return self.exceed if tuple(std.edges) == self.edges else None
         if self.quantiles is None:
             return None
         q = self.quantile_levels
@@ -77,7 +78,12 @@ class TrainedModel:
 
     def predict(self, x: np.ndarray, batch: int = 4096) -> Prediction:
         """Batched forward pass in inference mode over (N, L, F) scaled windows."""
-        return as_prediction(predict(self.model, x, batch), self.config.model)
+        return as_prediction(predict(self.model, x, batch), self.config.model, self.standard)
+
+    def published(self, pred: Prediction, std: Standard, miss_cost: float | None = None):
+        """The levels to publish (`publish`), with the per-horizon rule chosen on validation."""
+        cost = self.config.decision.miss_cost if miss_cost is None else miss_cost
+        return publish(pred, std, cost, self.info.get("decided_horizons"))
 
     def windows(self, df: pd.DataFrame) -> Windows:
         """Every window of `df` with this model's scaler and split dates."""
@@ -167,13 +173,30 @@ def predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     )
 
 
-def as_prediction(raw: np.ndarray, m: ModelConfig) -> Prediction:
-    """A head's raw output as a Prediction: (N, H) point, (N, H, Q) quantiles, (N, H, 1 + E) level."""
+def as_prediction(raw: np.ndarray, m: ModelConfig, std: Standard) -> Prediction:
+    """A head's raw output as a Prediction: (N, H) point, (N, H, Q) quantiles, (N, H, 1 + E) level
+    (its exceedances at the breakpoints of `std`, the standard the model was trained with)."""
     if m.head == "quantile":
         return Prediction(raw[..., median_index(m.quantiles)], raw, quantile_levels=m.quantiles)
     if m.head == "level":
-        return Prediction(raw[..., 0], exceed=raw[..., 1:])
+        return Prediction(raw[..., 0], exceed=raw[..., 1:], edges=tuple(std.edges))
     return Prediction(raw)
+
+
+def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=None):
+    """(levels (N, H), their probabilities) to publish: the decided level where `decided_horizons`
+    (H,) is true (default: every horizon), the point forecast's level elsewhere; None without a
+    predictive distribution."""
+    d = pred.decided(std, miss_cost)
+    if d is None:
+        return None
+    use = (
+        np.ones(pred.point.shape[1], bool) if decided_horizons is None else np.asarray(decided_horizons)
+    )
+    own = level(pred.point, std)
+    probs = level_probabilities(pred.exceedance(std))
+    own_p = np.take_along_axis(probs, own[..., None], -1)[..., 0]
+    return np.where(use, d[0], own), np.where(use, d[1], own_p)
 
 
 def _jsonable(o):

@@ -39,17 +39,18 @@ def train(data_dir: Path, name: str, options: str, names: list[str], std: str) -
 def scores(d: Path, names: list[str], std_key: str) -> dict:
     std, out = get_standard(std_key), {}
     for split in ("val", "test"):
-        acc = {"point": [], "decided": [], "persistence": []}
+        acc = {"point": [], "decided": [], "published": [], "persistence": []}
         mae = {"point": [], "persistence": []}
         for st in names:
             tm = load(d, st)
             w = tm.windows(read_station(d, st)).part(split)
             pred = tm.predict(w.x)
-            decided = pred.decided(std)
+            decided, published = pred.decided(std), tm.published(pred, std)
             per = {
                 "point": level(pred.point, std),
                 "persistence": level(w.persistence(), std),
                 "decided": decided[0] if decided else level(pred.point, std),
+                "published": published[0] if published else level(pred.point, std),
             }
             for k, lv in per.items():
                 acc[k].append(metrics.per_horizon_levels(w.y, lv, std)["level_accuracy"])

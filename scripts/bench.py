@@ -7,6 +7,8 @@ Rows (written to DATA_DIR/reports/bench.json and printed):
   train_all       `aqi train --station all` wall time (≤ 10 min); skipped with --quick
   forecast        `aqi forecast` one station / all, vs `import tensorflow` (≤ TF import + 1 s; ≤ 10 s)
   lbfgs           validation loss of Adam alone vs Adam + L-BFGS-B fine-tuning at equal wall time
+  evaluate        `aqi evaluate --station all` (every trained station) cold (no cached GBM
+                  baseline) and cached (targets for the 12 Beijing stations: ≤ 5 min, ≤ 2 min)
 """
 
 from __future__ import annotations
@@ -95,6 +97,27 @@ def bench_forecast(data_dir: Path) -> dict:
     }
 
 
+def bench_evaluate(data_dir: Path) -> dict:
+    import shutil
+
+    models = data_dir / "models"
+    trained = (
+        sorted(p.name for p in models.glob("*") if (p / "meta.json").exists()) if models.exists() else []
+    )
+    if not trained:
+        return {"skipped": "no trained models: run the train row without --quick first"}
+    shutil.rmtree(models / "_gbm", ignore_errors=True)
+    cmd = [*AQI, "--data-dir", str(data_dir), "evaluate", "--station", "all", "-q"]
+    cold, cached = run_measured(cmd), run_measured(cmd)
+    return {
+        "stations": len(trained),
+        "cold_s": cold["wall_s"],
+        "cached_s": cached["wall_s"],
+        "peak_rss_mib": max(cold["peak_rss_mib"], cached["peak_rss_mib"]),
+        "targets": "12 stations: cold ≤ 300 s, cached ≤ 120 s",
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=Path("data"))
@@ -111,6 +134,7 @@ def main() -> None:
         ("train", lambda: bench_train(bench_dir, args.quick)),
         ("forecast", lambda: {"forecast": bench_forecast(bench_dir)}),
         ("lbfgs", lambda: {"lbfgs": script_row("bench_lbfgs.py", bench_dir)}),
+        ("evaluate", lambda: {"evaluate": bench_evaluate(bench_dir)}),
     ]
     for name, run in rows:
         if not only or name in only:

@@ -64,21 +64,20 @@ def main(out: Path, model_dir: Path | None) -> None:
     lows = np.r_[0.0, edges[:-1]]
     s1, s24 = learned_spreads(model_dir) if model_dir else (0.1, 0.5)
     curves = [
-        ("old: tanh step, tau = 2 µg/m³", tanh_step_gradient(c, np.full(len(edges), 2.0)), ":"),
-        ("old: tanh step, tau = 0.25 × band", tanh_step_gradient(c, 0.25 * (edges - lows)), "--"),
-        (f"new: level head, spread {s1:.2f} (1 h)", ordinal_gradient(c, s1), "-"),
-        (f"new: level head, spread {s24:.2f} (24 h)", ordinal_gradient(c, s24), "-"),
+        ("old: tanh step, tau = 2 µg/m³", tanh_step_gradient(c, np.full(len(edges), 2.0)), ""),
+        ("old: tanh step, tau = 0.25 × band", tanh_step_gradient(c, 0.25 * (edges - lows)), ""),
+        (f"new: level head, log spread {s1:.2f} (1 h)", ordinal_gradient(c, s1), ""),
+        (f"new: level head, log spread {s24:.2f} (24 h)", ordinal_gradient(c, s24), ""),
     ]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, g, ls in curves:
-        order = np.argsort(np.abs(dist))
-        ax.plot(np.abs(dist)[order], g[order], ls, lw=1, label=name)
+    for name, g, _ in curves:  # one dot per ŷ: ŷ at the same distance from different breakpoints
+        ax.scatter(np.abs(dist), g, s=1, label=name)
     ax.set_yscale("log")
     ax.set_ylim(1e-6, 10)
     ax.set(xlabel="|ŷ − nearest breakpoint| (µg/m³)", ylabel="|∂ level term / ∂ŷ| (per µg/m³)")
     ax.set_title("Does the level term reach the prediction? (US EPA 2024 breakpoints)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, markerscale=8)
     fig.savefig(out, dpi=110, bbox_inches="tight")
 
 

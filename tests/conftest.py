@@ -165,7 +165,7 @@ def array_config(**train):
     fixed = {"batch_size": 16, "schedule": "constant", "clipnorm": None, "lr": 1e-2}
     fixed |= {"patience": 99, "restore_best": False}
     return tiny_config(**fixed | train).replace(
-        window={"lookback": L, "horizon": H}, model={"hidden": 8}
+        window={"lookback": L, "horizon": H}, model={"hidden": 8, "head": "point"}
     )
 
 

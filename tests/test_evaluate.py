@@ -15,7 +15,7 @@ from aqi.cli import app
 from aqi.config import WindowConfig
 from aqi.evaluate import METHODS, evaluate_station
 from aqi.ingest import ingest
-from aqi.levels import STANDARDS
+from aqi.levels import STANDARDS, level
 from aqi.report import summary_markdown
 from aqi.train import train_station
 from aqi.windows import build_windows, complete_grid
@@ -97,8 +97,9 @@ def test_forecast_json_schema_and_backtest(trained):
     assert [x["horizon"] for x in rows] == list(range(1, 7))
     assert rows[0]["target_time"] == "2016-04-10T09:00:00+08:00"
     for x in rows:
-        assert x["level"] == int(np.searchsorted(US.edges, np.floor(x["pm25"] * 10) / 10, "right"))
-        assert x["level_name"] == US.names[x["level"]] and x["pm25"] >= 0
+        assert x["point_level"] == level(x["pm25"], US)  # the default level head also publishes
+        assert x["level_name"] == US.names[x["level"]] and x["pm25"] >= 0  # its decided level
+        assert 0 < x["level_probability"] <= 1
 
 
 def test_forecast_table_csv_and_output_file(trained, tmp_path):

@@ -1,0 +1,50 @@
+"""The CPU budget of one aqi process: how many cores it may use, and holding every library to it.
+
+Batch nodes share machines: the cores a job may use are Slurm's CPUs per task or the process's
+affinity mask, not the machine's core count. TensorFlow, OpenMP (LightGBM, scikit-learn) and the
+BLAS behind numpy each start one thread per machine core by default; on a shared node that
+oversubscribes the job's cores several times over. `limit` sets them all to the budget.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aqi.config import AqiError
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def available() -> int:
+    """Cores this process may use: SLURM_CPUS_PER_TASK when set, else the affinity mask."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # platforms without affinity masks
+        return os.cpu_count() or 1
+
+
+def limit(threads: int | None) -> int:
+    """Hold TensorFlow, OpenMP and BLAS to `threads` (None: `available()`); returns the number.
+    Environment variables cover libraries not loaded yet, threadpoolctl those already loaded."""
+    n = available() if threads is None else threads
+    if n < 1:
+        raise AqiError(f"--threads {threads}: must be >= 1")
+    for name in THREAD_ENV:
+        os.environ[name] = str(n)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"  # one op at a time: the intra-op pool does the work
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    import sys
+
+    if "tensorflow" in sys.modules:  # already initialised in this process (tests): best effort
+        import contextlib
+
+        tf = sys.modules["tensorflow"]
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    return n

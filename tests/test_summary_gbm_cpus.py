@@ -1,0 +1,104 @@
+"""The cross-station summary, the pooled GBM baseline's cache, and the CPU budget."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import learnable_frame, tiny_config, write_csv
+
+from aqi import cpus, gbm
+from aqi.config import AqiError
+from aqi.ingest import ingest
+from aqi.store import read_station
+from aqi.summary import by_horizon, merged
+from aqi.train import train_station
+from aqi.trained import load
+from aqi.windows import complete_grid
+
+
+def row(mae: float, acc: float, h: int = 24) -> dict:
+    per = {"by_horizon": {"mae": [mae] * h, "level_accuracy": [acc] * h}}
+    methods = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
+    out = {
+        m: {"mae": mae + i, "level_accuracy": acc - i / 10, **_shift(per, i)}
+        for i, m in enumerate(methods)
+    }
+    return out
+
+
+def _shift(per: dict, i: int) -> dict:
+    b = per["by_horizon"]
+    return {
+        "by_horizon": {
+            "mae": [v + i for v in b["mae"]],
+            "level_accuracy": [v - i / 10 for v in b["level_accuracy"]],
+        }
+    }
+
+
+def test_by_horizon_means_winners_and_skill():
+    h = by_horizon({"A": row(10.0, 0.6), "B": row(20.0, 0.4)})
+    assert h["horizons"] == [1, 3, 6, 12, 24, "mean"]
+    assert h["mae"]["model"][0] == 15.0 and h["mae"]["gbm"][-1] == 16.0
+    assert h["winner"]["mae"] == ["model"] * 6 and h["winner"]["level_accuracy"] == ["model"] * 6
+    assert h["skill_vs_persistence"][0] == pytest.approx(1 - 15 / 17, abs=1e-4)
+
+
+def test_single_station_results_update_their_row_only(tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"A": {"x": 1}, "B": {"x": 2}}))
+    assert merged(path, {"B": {"x": 3}, "C": {"x": 4}}) == {"A": {"x": 1}, "B": {"x": 3}, "C": {"x": 4}}
+    path.write_text("{not json")
+    assert merged(path, {"C": {"x": 4}}) == {"C": {"x": 4}}
+
+
+def test_cpu_budget_follows_slurm_and_refuses_nonsense(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert cpus.available() == 3
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert cpus.available() >= 1
+    assert cpus.limit(1) == 1 and cpus.os.environ["OMP_NUM_THREADS"] == "1"
+    with pytest.raises(AqiError, match="--threads 0"):
+        cpus.limit(0)
+
+
+@pytest.fixture(scope="module")
+def two_stations(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gbm")
+    csvs = [write_csv(learnable_frame(s, seed=i), d / f"{s}.csv") for i, s in enumerate(("Ka", "Kb"))]
+    ingest(csvs, d / "data")
+    train_station(d / "data", "Ka", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
+    return d
+
+
+def test_pooled_gbm_is_cached_and_refitted_when_the_data_change(two_stations):
+    d, said = two_stations / "data", []
+    tm = load(d, "Ka")
+    fit = gbm.pooled_gbm(d, tm.config.window, tm.split, 1, echo=said.append)
+    assert any("fitting on 2 station(s)" in s for s in said) and fit.stations == ["Ka", "Kb"]
+    said.clear()
+    cached = gbm.pooled_gbm(d, tm.config.window, tm.split, 1, echo=said.append)
+    assert not said  # loaded, not fitted
+    df = read_station(d, "Ka")
+    x = gbm.origin_features(complete_grid(df), tm.timezone, 3, tm.windows(df).part("test").origin)
+    np.testing.assert_allclose(fit.predict("Ka", x), cached.predict("Ka", x), rtol=1e-6)
+    key = gbm.cache_key(d, ["Ka", "Kb"], tm.config.window, tm.split, gbm.GbmConfig())
+    changed = learnable_frame("Kb", seed=7).iloc[: 24 * 100]
+    ingest([write_csv(changed, two_stations / "kb2.csv")], d)
+    assert gbm.cache_key(d, ["Ka", "Kb"], tm.config.window, tm.split, gbm.GbmConfig()) != key
+    with pytest.raises(AqiError, match="not among the stations"):
+        fit.predict("Nowhere", x)
+
+
+def test_features_use_only_hours_at_or_before_the_origin():
+    import pandas as pd
+    from conftest import TZ, series
+
+    grid = complete_grid(series(200))
+    origins = grid.index[[80, 150]]
+    x = gbm.origin_features(grid, TZ, 3, origins)
+    assert list(x["pm25_lag0"]) == [81.0, 151.0] and list(x["pm25_lag23"]) == [58.0, 128.0]
+    assert list(x["pm25_max72"]) == [81.0, 151.0] and x["pm25_mean3"].iloc[0] == pytest.approx(80.0)
+    assert isinstance(x, pd.DataFrame) and np.isfinite(x.to_numpy()).all()
