@@ -217,6 +217,7 @@ def evaluate(
     standard: Annotated[str | None, Opt(help="Score levels with another standard.")] = None,
     fmt: Annotated[str, Opt("--format", help="table or json (the by-horizon summary)")] = "table",
     threads: Annotated[int | None, Opt(help="CPU threads (default: the CPUs this job may use).")] = None,
+    model: Annotated[list[str] | None, Opt(help="NAME=DIR: also score DIR/<station> models.")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Score the model against persistence, seasonal naive, climatology and GBM on the test split."""
@@ -225,7 +226,7 @@ def evaluate(
     from aqi.cpus import limit
 
     n = limit(threads)
-    from aqi.evaluate import evaluation_report
+    from aqi.evaluate import evaluation_report, named_models
     from aqi.summary import by_horizon
     from aqi.trained import trained_stations
 
@@ -233,7 +234,7 @@ def evaluate(
     if not names:
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
     echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo
-    rows = evaluation_report(data_dir(), names, standard, echo, n)
+    rows = evaluation_report(data_dir(), names, standard, echo, n, named_models(model or []))
     if fmt == "json":
         typer.echo(json.dumps({"by_horizon": by_horizon(rows), "stations": rows}, indent=2))
         return

@@ -25,7 +25,7 @@ from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
 from aqi.store import read_station
 from aqi.summary import merged, summary_row
-from aqi.trained import Prediction, TrainedModel, load
+from aqi.trained import Prediction, TrainedModel, load, load_from
 from aqi.windows import Windows, complete_grid
 
 METHODS = ("model", "persistence", "seasonal_naive", "climatology", "gbm")
@@ -39,14 +39,16 @@ def evaluation_report(
     standard: str | None = None,
     echo: Callable[[str], None] = print,
     threads: int = 1,
+    others: dict[str, Path] | None = None,
 ) -> dict:
     """Evaluate each station, then update the cross-station summary (json and Markdown): the rows
     of these stations are replaced, the others kept. Returns this run's rows."""
     gbms, rows = GbmCache(data_dir, threads, echo), {}
+    others = others or {}
     for i, st in enumerate(names, 1):
         started = time.perf_counter()
         echo(f"[{i}/{len(names)}] {st}: the model and 4 baselines on the test year")
-        rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms))
+        rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms, others))
         echo(f"[{i}/{len(names)}] {st}: scored in {time.perf_counter() - started:.1f} s")
     root = evaluate_dir(data_dir)
     everything = merged(root / "summary.json", rows)
@@ -73,12 +75,20 @@ class GbmCache:
 
 
 def evaluate_station(
-    data_dir: Path, station: str, standard: str | None = None, gbms: GbmCache | None = None
+    data_dir: Path,
+    station: str,
+    standard: str | None = None,
+    gbms: GbmCache | None = None,
+    others: dict[str, Path] | None = None,
 ) -> dict:
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
     gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
     test, points, quantiles, pred = station_forecasts(data_dir, tm, gbms.get(tm))
+    df = read_station(data_dir, station)
+    points |= {
+        name: other_forecast(name, root, station, df, test) for name, root in (others or {}).items()
+    }
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
     if pred.exceedance(std) is not None:
@@ -118,6 +128,30 @@ def station_forecasts(data_dir: Path, tm: TrainedModel, pooled: gbm.PooledGbm):
         clim = baselines.climatology_quantiles(test, grid, tz, tm.split.train_end, tm.quantile_levels)
         quantiles = {"model": pred.quantiles, "climatology": clim}
     return test, points, quantiles, pred
+
+
+def named_models(items: list[str]) -> dict[str, Path]:
+    """`--model NAME=DIR` options → {NAME: DIR}; DIR holds one model folder per station."""
+    pairs = [item.partition("=") for item in items]
+    for item, (name, eq, folder) in zip(items, pairs, strict=True):
+        if not (name and eq and folder) or name in METHODS:
+            raise AqiError(f"--model {item!r}: use NAME=DIR, NAME not one of {', '.join(METHODS)}")
+        if not Path(folder).is_dir():
+            raise AqiError(f"--model {item!r}: {folder} is not a folder of station models")
+    return {name: Path(folder) for name, _, folder in pairs}
+
+
+def other_forecast(name: str, root: Path, station: str, df, test: Windows) -> np.ndarray:
+    """(N, H) point forecasts of the model in root/<station> on exactly the test windows' origins."""
+    other = load_from(Path(root) / station, station)
+    w = other.windows(df)
+    idx = w.origin.get_indexer(test.origin)
+    if (idx < 0).any():
+        raise AqiError(
+            f"--model {name}: its windows for {station} miss {(idx < 0).sum()} of the "
+            f"{len(idx)} test origins (another --lookback, --max-gap or split); not the same pairs"
+        )
+    return other.predict(w.x[idx]).point
 
 
 def decision_scores(y: np.ndarray, tm: TrainedModel, pred: Prediction, std: Standard) -> dict:

@@ -140,14 +140,14 @@ LABEL = {
 def evaluation_table(summary: dict) -> None:
     """Per station: mean MAE and level accuracy over horizons, model vs baselines; best in bold."""
     t = Table(title="Test-split evaluation per station (means over horizons; MAE µg/m³)")
-    maes = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
-    accs = ("published", "model", "gbm", "persistence")
+    maes = [m for m in next(iter(summary.values())) if m not in ("checks", "probabilistic", "published")]
+    accs = [m for m in ("published", *maes) if m not in ("seasonal_naive", "climatology")]
     accs = accs if any("published" in r for r in summary.values()) else accs[1:]
     t.add_column("station", min_width=max(len(st) for st in summary))
     for m in maes:
-        t.add_column(f"MAE\n{LABEL[m]}", justify="right")
+        t.add_column(f"MAE\n{LABEL.get(m, m)}", justify="right")
     for m in accs:
-        t.add_column(f"level acc\n{LABEL[m]}", justify="right")
+        t.add_column(f"level acc\n{LABEL.get(m, m)}", justify="right")
     for st, r in summary.items():
         cells = _best([r[m]["mae"] for m in maes], min, ".2f")
         cells += _best([r[m]["level_accuracy"] if m in r else None for m in accs], max, ".3f")
@@ -163,7 +163,7 @@ def horizon_table(h: dict) -> None:
     t.add_column("hours ahead")
     for key, title in (("mae", "MAE"), ("level_accuracy", "level acc")):
         for m in h[key]:
-            t.add_column(f"{title}\n{LABEL[m]}", justify="right")
+            t.add_column(f"{title}\n{LABEL.get(m, m)}", justify="right")
     t.add_column("model skill\nvs persist.", justify="right")
     for i, hz in enumerate(h["horizons"]):
         cells = _best([v[i] for v in h["mae"].values()], min, ".2f")

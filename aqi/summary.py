@@ -13,8 +13,14 @@ from pathlib import Path
 import numpy as np
 
 SHOWN = (1, 3, 6, 12, 24)  # hours ahead in the tables; "mean" is over every horizon
-MAE_METHODS = ("model", "gbm", "persistence", "seasonal_naive", "climatology")
-LEVEL_METHODS = ("published", "model", "gbm", "persistence")  # 'published': the decided level
+BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
+NOT_METHODS = {"checks", "probabilistic", "published"}
+
+
+def methods_of(row: dict) -> list[str]:
+    """The model, then any other models named with `--model`, then the baselines."""
+    others = [k for k in row if k not in NOT_METHODS | set(BASELINES) | {"model"}]
+    return ["model", *others, *(b for b in BASELINES if b in row)]
 
 
 def summary_row(m: dict) -> dict:
@@ -79,7 +85,9 @@ def by_horizon(rows: dict) -> dict:
     horizon = min(len(r["model"]["by_horizon"]["mae"]) for r in rows.values())
     shown = [h for h in SHOWN if h <= horizon]
     out: dict = {"stations": list(rows), "horizons": [*shown, "mean"], "mae": {}, "level_accuracy": {}}
-    for key, methods in (("mae", MAE_METHODS), ("level_accuracy", LEVEL_METHODS)):
+    first = methods_of(next(iter(rows.values())))
+    levels = ["published", *(m for m in first if m not in ("seasonal_naive", "climatology"))]
+    for key, methods in (("mae", first), ("level_accuracy", levels)):
         for m in methods:
             per = [
                 r[m]["by_horizon"][key][:horizon] for r in rows.values() if "by_horizon" in r.get(m, {})

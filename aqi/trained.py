@@ -127,7 +127,11 @@ class TrainedModel:
 
 
 def load(data_dir: Path, station: str) -> TrainedModel:
-    d = model_dir(data_dir, station)
+    return load_from(model_dir(data_dir, station), station)
+
+
+def load_from(d: Path, station: str) -> TrainedModel:
+    """The model in folder `d` (model.keras + meta.json), for `station` (named in messages)."""
     if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
         raise AqiError(
             f"no trained model for station {station!r} in {d.parent}; "

@@ -102,3 +102,25 @@ def test_features_use_only_hours_at_or_before_the_origin():
     assert list(x["pm25_lag0"]) == [81.0, 151.0] and list(x["pm25_lag23"]) == [58.0, 128.0]
     assert list(x["pm25_max72"]) == [81.0, 151.0] and x["pm25_mean3"].iloc[0] == pytest.approx(80.0)
     assert isinstance(x, pd.DataFrame) and np.isfinite(x.to_numpy()).all()
+
+
+def test_other_models_are_scored_on_the_same_pairs(two_stations):
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+
+    d = two_stations / "data"
+    args = ["--data-dir", str(d), "evaluate", "--station", "Ka", "--format", "json"]
+    r = CliRunner().invoke(app, [*args, "--model", f"twin={d / 'models'}"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)["stations"]["Ka"]
+    assert (
+        row["twin"]["by_horizon"]["mae"] == row["model"]["by_horizon"]["mae"]
+    )  # same model, same pairs
+    for bad, message in [
+        ("gbm=x", "NAME not one of"),
+        ("nofolder", "use NAME=DIR"),
+        ("a=/no/such", "not a folder"),
+    ]:
+        r = CliRunner().invoke(app, [*args, "--model", bad])
+        assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
