@@ -11,7 +11,7 @@ under a distribution strategy. Targets that are NaN are masked (weight 0).
 
 from __future__ import annotations
 
-from aqi.config import LossConfig, median_index
+from aqi.config import Config, LossConfig, median_index
 from aqi.levels import Standard
 from aqi.tfboot import import_tf
 
@@ -92,6 +92,13 @@ class LevelLoss(keras.losses.Loss):
     def anneal(self, factor: float) -> None:
         """Scale every tau by `factor` (≥ 1) from the next step on: the continuation schedule."""
         self.tau_scale.assign(float(factor))
+
+    @classmethod
+    def for_model(cls, std: Standard, cfg: Config) -> LevelLoss:
+        """The loss a model of `cfg` trains with: its head decides the loss's form."""
+        m = cfg.model
+        qs = m.quantiles if m.head == "quantile" else ()
+        return cls.from_standard(std, cfg.loss, m.head, quantiles=qs)
 
     @classmethod
     def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:

@@ -94,9 +94,7 @@ class Job:
         self.val_ds = distribute(strategy, dataset(self.va.x, self.va.y, VAL_BATCH, False, 0))
 
     def loss(self) -> LevelLoss:
-        m = self.cfg.model
-        qs = m.quantiles if m.head == "quantile" else ()
-        return LevelLoss.from_standard(self.std, self.cfg.loss, m.head, quantiles=qs)
+        return LevelLoss.for_model(self.std, self.cfg)
 
     def val_point(self, model) -> np.ndarray:
         """(N, H) point forecasts of the validation windows, µg/m³."""

@@ -33,7 +33,7 @@ def main(data_dir: Path) -> dict:
     cfg = Config()
     w = build_windows(read_station(data_dir, STATION), cfg.window, station_timezone(data_dir, STATION))
     tr, va = w.part("train"), w.part("val")
-    loss = LevelLoss.from_standard(get_standard(cfg.loss.standard), cfg.loss)
+    loss = LevelLoss.for_model(get_standard(cfg.loss.standard), cfg)
 
     def val_loss(model) -> float:
         return float(np.mean(loss.call(va.y, predict(model, va.x))))

@@ -29,7 +29,7 @@ def main(data_dir: Path, device: str) -> dict:
     cfg = Config().replace(train={"epochs": EPOCHS + 1, "patience": 99, "restore_best": False})
     w = build_windows(read_station(data_dir, STATION), cfg.window, station_timezone(data_dir, STATION))
     tr, bs = w.part("train"), cfg.train.batch_size
-    loss = LevelLoss.from_standard(get_standard(cfg.loss.standard), cfg.loss)
+    loss = LevelLoss.for_model(get_standard(cfg.loss.standard), cfg)
     steps = -(-len(tr) // bs)
     scaling = w.scaler.pm25()
 
