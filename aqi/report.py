@@ -20,13 +20,21 @@ def level_line(value: float, std) -> str:
 
 
 def train_summary(meta: dict) -> str:
-    """The one line `aqi train` ends with: validation means over horizons, model vs persistence."""
+    """The one line `aqi train` ends with: validation means over horizons, model vs persistence
+    (and the published level's accuracy, with a predictive head)."""
     v = meta["validation"]
     mean = {k: {m: float(np.mean(v[k][m])) for m in ("mae", "level_accuracy")} for k in v}
+    published = ""
+    if "decided_horizons" in meta:
+        own, decided = v["model"]["level_accuracy"], meta["val_decided"]
+        pick = [
+            d if use else o for d, o, use in zip(decided, own, meta["decided_horizons"], strict=True)
+        ]
+        published = f", published level acc {np.mean(pick):.3f}"
     return (
         f"{meta['station']}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
         f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "
-        f"{mean['model']['level_accuracy']:.3f} (persistence "
+        f"{mean['model']['level_accuracy']:.3f}{published} (persistence "
         f"{mean['persistence']['level_accuracy']:.3f}), {meta['train_seconds']:.0f} s"
     )
 
