@@ -8,6 +8,7 @@ them back with `from_dict` instead of guessing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,11 +261,11 @@ def validate(cfg: Config) -> Config:
         ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
         ("--tau", lo.tau, lo.tau > 0),
         ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),
-        ("--tau-anneal", lo.tau_anneal, lo.tau_anneal >= 1),
+        ("--tau-anneal", lo.tau_anneal, 1 <= lo.tau_anneal < math.inf),
         ("--scale", lo.scale, lo.scale > 0),
         ("--level-weight", lo.level_weight, lo.level_weight >= 0),
-        ("--level-ramp", lo.level_ramp, lo.level_ramp > 0),
-        ("--miss-cost", cfg.decision.miss_cost, cfg.decision.miss_cost > 0),
+        ("--level-ramp", lo.level_ramp, 0 < lo.level_ramp < math.inf),
+        ("--miss-cost", cfg.decision.miss_cost, 0 < cfg.decision.miss_cost < math.inf),
         ("--epochs", t.epochs, t.epochs >= 1),
         ("--batch-size", t.batch_size, t.batch_size >= 1),
         ("--lr", t.lr, t.lr > 0),

@@ -30,6 +30,9 @@ from aqi.windows import Windows, complete_grid
 
 METHODS = ("model", "persistence", "seasonal_naive", "climatology", "gbm")
 DAILY_MIN_HOURS = 18  # of 24: EPA's 75 % completeness rule for a daily mean
+# --model names that would collide with a column of predictions.parquet or a key of summary rows
+RESERVED = (*METHODS, "station", "origin", "horizon", "target_time", "y_true", "checks", "published")
+RESERVED += ("probabilistic",)
 MISS_COSTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # the decision curve's points (1 = most probable)
 
 
@@ -134,8 +137,8 @@ def named_models(items: list[str]) -> dict[str, Path]:
     """`--model NAME=DIR` options → {NAME: DIR}; DIR holds one model folder per station."""
     pairs = [item.partition("=") for item in items]
     for item, (name, eq, folder) in zip(items, pairs, strict=True):
-        if not (name and eq and folder) or name in METHODS:
-            raise AqiError(f"--model {item!r}: use NAME=DIR, NAME not one of {', '.join(METHODS)}")
+        if not (name and eq and folder) or name in RESERVED:
+            raise AqiError(f"--model {item!r}: use NAME=DIR, NAME not one of {', '.join(RESERVED)}")
         if not Path(folder).is_dir():
             raise AqiError(f"--model {item!r}: {folder} is not a folder of station models")
     return {name: Path(folder) for name, _, folder in pairs}
@@ -144,6 +147,12 @@ def named_models(items: list[str]) -> dict[str, Path]:
 def other_forecast(name: str, root: Path, station: str, df, test: Windows) -> np.ndarray:
     """(N, H) point forecasts of the model in root/<station> on exactly the test windows' origins."""
     other = load_from(Path(root) / station, station)
+    mine = (test.dates, test.y.shape[1])
+    if (other.split, other.config.window.horizon) != mine:
+        raise AqiError(
+            f"--model {name}: {station}'s model there has other split dates or another --horizon; "
+            "it cannot be scored on the same pairs"
+        )
     w = other.windows(df)
     idx = w.origin.get_indexer(test.origin)
     if (idx < 0).any():

@@ -31,8 +31,6 @@ def forecast_station(
     standard: str | None = None,
     miss_cost: float | None = None,
 ) -> dict:
-    if miss_cost is not None and not miss_cost > 0:
-        raise AqiError(f"--miss-cost {miss_cost}: must be > 0")
     tm = load(data_dir, station)
     std = get_standard(standard) if standard else tm.standard
     when = _parse_at(at, tm.timezone) if at else None
@@ -99,6 +97,8 @@ def forecast_stations(
 ) -> tuple[list[dict], list[str]]:
     """Forecasts, and for `--station all` the one-line reasons of stations that could not be
     forecast (the others still are: one station's outage must not blank a city's batch job)."""
+    if miss_cost is not None and not 0 < miss_cost < float("inf"):
+        raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
     names = trained_stations(data_dir)

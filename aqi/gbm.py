@@ -6,9 +6,9 @@ the origin, and the station as a category; one LightGBM model per horizon with t
 (it is scored on MAE) and early stopping on the validation split. Inputs are read at or before the
 origin only, with the same past-only gap filling as the network's windows.
 
-The models are cached in models/_gbm/<key>/, the key a hash of what they depend on (the stations'
-sources in the store manifest, the window config, the split dates, these settings): evaluating
-another station, or the same one again, reuses them.
+The models are cached in models/_gbm/<key>/, the key a hash of what they depend on (every
+station's stored partition, the window config, the split dates, these settings, the LightGBM
+version): evaluating another station, or the same one again, reuses them; any change refits.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError, WindowConfig
-from aqi.datadir import atomic_write_bytes, models_dir
+from aqi.datadir import atomic_write_bytes, models_dir, partition_path
 from aqi.store import load_manifest, read_station, station_timezone
 from aqi.windows import Split, Windows, build_windows, complete_grid, feature_frame
 
@@ -67,9 +67,13 @@ def _station_rows(data_dir: Path, station: str, window: WindowConfig, split: Spl
 def cache_key(
     data_dir: Path, stations: list[str], window: WindowConfig, split: Split, cfg: GbmConfig
 ) -> str:
-    manifest = load_manifest(data_dir)["stations"]
+    import lightgbm
+
     parts = {
-        "sources": {s: [src["sha256"] for src in manifest[s]["sources"]] for s in stations},
+        "data": {
+            s: hashlib.sha256(partition_path(data_dir, s).read_bytes()).hexdigest() for s in stations
+        },
+        "lightgbm": lightgbm.__version__,
         "window": asdict(window),
         "split": split.to_dict(),
         "gbm": asdict(cfg),

@@ -71,6 +71,7 @@ class LevelLoss(keras.losses.Loss):
         quantiles=(),
         level_weight=0.0,
         level_ramp=1.0,
+        level_head=False,
         resolution=0.0,
         upper_closed=False,
         name="level_loss",
@@ -85,6 +86,7 @@ class LevelLoss(keras.losses.Loss):
         # > 0: y_pred is the level head's (batch, H, 1 + E), the point then P(y ≥ b_i); the hard
         # level of y (resolution, upper_closed as in levels.level) gives the binary targets
         self.level_weight = float(level_weight)
+        self.level_head = bool(level_head)
         self.level_ramp = float(level_ramp)  # weight of the last horizon's log loss vs the first's
         self.resolution, self.upper_closed = float(resolution), bool(upper_closed)
         self.tau_scale = tf.Variable(1.0, trainable=False, name="tau_scale")  # see `anneal`
@@ -103,7 +105,7 @@ class LevelLoss(keras.losses.Loss):
     @classmethod
     def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:
         if head == "level":
-            kw |= {"level_weight": cfg.level_weight, "level_ramp": cfg.level_ramp}
+            kw |= {"level_weight": cfg.level_weight, "level_ramp": cfg.level_ramp, "level_head": True}
             kw |= {"resolution": std.resolution}
             kw |= {"upper_closed": std.upper_closed}
         return cls(std.edges, breakpoint_taus(std, cfg), cfg.alpha, cfg.scale, **kw)
@@ -117,7 +119,7 @@ class LevelLoss(keras.losses.Loss):
         return lvl * mask, tf.abs(y - p) / self.scale * mask, mask
 
     def call(self, y_true, y_pred):
-        if self.level_weight:
+        if self.level_head:
             point = y_pred[..., 0]
         else:
             point = y_pred[..., median_index(self.quantiles)] if self.quantiles else y_pred
@@ -125,7 +127,7 @@ class LevelLoss(keras.losses.Loss):
         per_h = self.alpha * lvl + (1.0 - self.alpha) * mae
         if self.quantiles:
             per_h += self.pinball(y_true, y_pred)
-        if self.level_weight:
+        if self.level_head and self.level_weight:
             ramp = tf.linspace(1.0, self.level_ramp, tf.shape(per_h)[-1])  # (H,), mean 1 below
             per_h += (
                 self.level_weight * ramp / tf.reduce_mean(ramp) * self.ordinal(y_true, y_pred[..., 1:])
@@ -163,6 +165,7 @@ class LevelLoss(keras.losses.Loss):
             "quantiles": self.quantiles,
             "level_weight": self.level_weight,
             "level_ramp": self.level_ramp,
+            "level_head": self.level_head,
             "resolution": self.resolution,
             "upper_closed": self.upper_closed,
             "name": self.name,

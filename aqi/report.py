@@ -7,6 +7,7 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
+from aqi.summary import methods_of
 from aqi.term import console
 
 
@@ -148,7 +149,7 @@ LABEL = {
 def evaluation_table(summary: dict) -> None:
     """Per station: mean MAE and level accuracy over horizons, model vs baselines; best in bold."""
     t = Table(title="Test-split evaluation per station (means over horizons; MAE µg/m³)")
-    maes = [m for m in next(iter(summary.values())) if m not in ("checks", "probabilistic", "published")]
+    maes = methods_of(next(iter(summary.values())))
     accs = [m for m in ("published", *maes) if m not in ("seasonal_naive", "climatology")]
     accs = accs if any("published" in r for r in summary.values()) else accs[1:]
     t.add_column("station", min_width=max(len(st) for st in summary))

@@ -139,6 +139,7 @@ class Job:
         with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
             bar.done = start
             hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar, self.score)
+        loss.anneal(1.0)  # whatever epoch early stopping ended at: later phases use the real tau
         ckpt.done.assign(True)
         manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
         return hist

@@ -83,7 +83,8 @@ class TrainedModel:
     def published(self, pred: Prediction, std: Standard, miss_cost: float | None = None):
         """The levels to publish (`publish`), with the per-horizon rule chosen on validation."""
         cost = self.config.decision.miss_cost if miss_cost is None else miss_cost
-        return publish(pred, std, cost, self.info.get("decided_horizons"))
+        rule = self.info.get("decided_horizons") if cost == 1.0 else None  # chosen at cost 1
+        return publish(pred, std, cost, rule)
 
     def windows(self, df: pd.DataFrame) -> Windows:
         """Every window of `df` with this model's scaler and split dates."""
@@ -137,7 +138,15 @@ def load_from(d: Path, station: str) -> TrainedModel:
             f"no trained model for station {station!r} in {d.parent}; "
             f"run `aqi train --station {station}`"
         )
-    meta = json.loads((d / META_FILE).read_text())
+    try:
+        meta = json.loads((d / META_FILE).read_text())
+        missing = {"station", "timezone", "config", "scaler", "split", "standard"} - set(meta)
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+        raise AqiError(f"{d / META_FILE}: corrupt ({e}); retrain the station") from None
+    if missing or not isinstance(meta, dict):
+        raise AqiError(
+            f"{d / META_FILE}: incomplete (no {', '.join(sorted(missing))}); retrain the station"
+        )
     sha = hashlib.sha256((d / MODEL_FILE).read_bytes()).hexdigest()
     if sha != meta.get("model_sha256"):
         raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); retrain")

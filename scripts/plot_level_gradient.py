@@ -3,8 +3,9 @@
 Usage: plot_level_gradient.py OUT.png [MODEL_DIR]
   old: the tanh-step level term |S(y) - S(ŷ)| with tau = 2 µg/m³ (and band-relative tau_frac = 0.25):
        its gradient is Σ_i (1 - tanh²((ŷ - b_i)/tau_i)) / (2 tau_i), ~0 a few tau from a breakpoint;
-  new: the level head's ordinal log loss Σ_i BCE(1[y ≥ b_i], σ((log1p ŷ - log1p b_i)/s)) for a
-       target one level above ŷ; its gradient is Σ_i (σ_i - 1[y ≥ b_i]) / (s (1 + ŷ)) and does not
+  new: the level head's ordinal log loss Σ_i BCE(1[y ≥ b_i], σ((μ - log1p b_i)/s)) for a target
+       one level above, against the location μ = log1p ŷ + δ that the network moves (ŷ itself is
+       held by stop-gradient), per µg/m³: Σ_i (σ_i - 1[y ≥ b_i]) / (s (1 + ŷ)), which does not
        vanish on the wrong side of a breakpoint. The spreads s are the median ones a trained level
        model (MODEL_DIR, e.g. data/models/Aotizhongxin) learnt at 1 h and 24 h, else 0.1 and 0.5.
 US EPA 2024 breakpoints; ŷ from 0 to 300 µg/m³.
@@ -42,13 +43,13 @@ def learned_spreads(model_dir: Path) -> tuple[float, float]:
 
     tm = load(model_dir.parents[1], model_dir.name)
     x = tm.windows(read_station(model_dir.parents[1], model_dir.name)).part("val").x
-    member = next(m for m in tm.model.layers if m.name.startswith("member_"))
-    head = member.get_layer("level_head")
+    members = [m for m in tm.model.layers if m.name.startswith("member_")] or [tm.model]
+    head = members[0].get_layer("level_head")
     import keras
 
-    raw = np.asarray(keras.Model(member.inputs, head.output)(x[:2000], training=False))
-    h = raw.shape[1] // 2
-    s = np.log1p(np.exp(raw[:, h:] - 1.0)) + 0.02
+    raw = np.asarray(keras.Model(members[0].inputs, head.output)(x[:2000], training=False))
+    h = tm.config.window.horizon  # level_head columns: shift (H), spread (H), corrections (E·H)
+    s = np.log1p(np.exp(raw[:, h : 2 * h] - 1.0)) + 0.02
     return float(np.median(s[:, 0])), float(np.median(s[:, -1]))
 
 
@@ -74,7 +75,7 @@ def main(out: Path, model_dir: Path | None) -> None:
         ax.scatter(np.abs(dist), g, s=1, label=name)
     ax.set_yscale("log")
     ax.set_ylim(1e-6, 10)
-    ax.set(xlabel="|ŷ − nearest breakpoint| (µg/m³)", ylabel="|∂ level term / ∂ŷ| (per µg/m³)")
+    ax.set(xlabel="|ŷ − nearest breakpoint| (µg/m³)", ylabel="|∂ level term / ∂ location| (per µg/m³)")
     ax.set_title("Does the level term reach the prediction? (US EPA 2024 breakpoints)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, markerscale=8)

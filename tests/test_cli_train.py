@@ -23,6 +23,8 @@ runner = CliRunner()
         (["--station", "Synth", "--quantiles", "0.9,0.1"], "--quantiles"),
         (["--station", "Synth", "--quantiles", "0.1,0.9"], "--quantiles"),  # no median
         (["--station", "X/../../outside"], "--station: invalid station name"),
+        (["--station", "Synth", "--miss-cost", "inf"], "--miss-cost inf: out of range"),
+        (["--station", "Synth", "--level-ramp", "0"], "--level-ramp 0.0: out of range"),
     ],
 )
 def test_bad_train_options(synth_store, args, message):

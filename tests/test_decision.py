@@ -85,5 +85,24 @@ def test_forecast_publishes_a_level_with_its_probability(level_store):
     assert all(
         w["level"] >= r["level"] or r["level"] >= US.unhealthy for r, w in zip(rows, warned, strict=True)
     )
-    r = runner.invoke(app, [*args, "--miss-cost", "0"])
-    assert r.exit_code == 2 and "--miss-cost 0" in r.output
+    for bad in ("0", "inf"):
+        r = runner.invoke(app, [*args, "--miss-cost", bad])
+        assert r.exit_code == 2 and f"--miss-cost {float(bad)}" in r.output and r.output.count("\n") == 1
+
+
+def test_a_level_head_trains_with_its_log_loss_switched_off():
+    cfg = array_config().replace(model={"head": "level"}, loss={"level_weight": 0.0})
+    x, y = problem()
+    out = predict(build_model(cfg, F, (40.0, 30.0)), x)
+    loss = LevelLoss.for_model(US, cfg)
+    assert loss.level_head and np.isfinite(loss.call(tf.constant(y), tf.constant(out)).numpy()).all()
+
+
+def test_a_corrupt_model_record_is_one_line(level_store, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(level_store, d)
+    (d / "models" / "Synth" / "meta.json").write_text("{not json")
+    r = runner.invoke(app, ["--data-dir", str(d), "forecast", "--station", "Synth"])
+    assert r.exit_code == 2 and "meta.json: corrupt" in r.output and r.output.count("\n") == 1

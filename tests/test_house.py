@@ -15,7 +15,8 @@ PKG = Path(__file__).resolve().parents[1] / "aqi"
 LAYERS = [
     {"config"},
     {"term", "tfboot", "levels", "datadir"},
-    {"concentrations", "report", "plots", "mapping", "download", "summary", "cpus"},
+    {"summary"},
+    {"concentrations", "report", "plots", "mapping", "download", "cpus"},
     {"metrics"},
     {"readers", "store"},
     {"ingest"},

@@ -119,6 +119,7 @@ def test_other_models_are_scored_on_the_same_pairs(two_stations):
     )  # same model, same pairs
     for bad, message in [
         ("gbm=x", "NAME not one of"),
+        ("y_true=x", "NAME not one of"),
         ("nofolder", "use NAME=DIR"),
         ("a=/no/such", "not a folder"),
     ]:

@@ -215,4 +215,4 @@ def test_tau_is_annealed_from_wide_to_the_configured_tau(synth_store, monkeypatc
     monkeypatch.setattr(LevelLoss, "anneal", lambda self, f: (seen.append(f), real(self, f)))
     cfg = tiny_config(epochs=3, patience=99).replace(loss={"tau_anneal": 8.0})
     train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
-    assert seen == pytest.approx([8.0, 8**0.5, 1.0, 1.0])  # epochs 1, 2, 3, then after training
+    assert seen == pytest.approx([8.0, 8**0.5, 1.0, 1.0, 1.0])  # epochs 1-3, after the last, reset
