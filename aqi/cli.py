@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 
 from aqi.config import AqiError, default_data_dir
-from aqi.datadir import check_station, evaluate_dir
+from aqi.datadir import evaluate_dir
+from aqi.shards import one_or_all, pick
 
 
 class AqiTyper(typer.Typer):
@@ -153,6 +154,7 @@ Opt = typer.Option  # shorthand: every option defaults to None = the value in aq
 @user_errors
 def train(
     station: Annotated[str, Opt(help="Station id, or 'all'.")],
+    shard: Annotated[str | None, Opt(help="i/N: with --station all, the i-th of N shares.")] = None,
     epochs: Annotated[int | None, Opt(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, Opt(help="Global batch size.")] = None,
     lr: Annotated[float | None, Opt(help="Peak learning rate.")] = None,
@@ -194,7 +196,7 @@ def train(
     """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
     from aqi.config import Config, parse_quantiles
 
-    station = _one_or_all(station)
+    station = one_or_all(station, shard)
     given = {k: v for k, v in locals().items() if v is not None}
     given |= {"clipnorm": None} if clipnorm == 0 else {}
     cfg = Config().with_fields(
@@ -204,9 +206,8 @@ def train(
     from aqi.train import train_stations
 
     echo = (lambda *_: None) if quiet else typer.echo
-    for meta in train_stations(
-        data_dir(), station, cfg, echo=echo, quiet=quiet, tensorboard=tensorboard, resume=resume
-    ):
+    kw = {"quiet": quiet, "tensorboard": tensorboard, "resume": resume, "shard": shard}
+    for meta in train_stations(data_dir(), station, cfg, echo=echo, **kw):
         typer.echo(train_summary(meta))
 
 
@@ -214,6 +215,7 @@ def train(
 @user_errors
 def evaluate(
     station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")] = "all",
+    shard: Annotated[str | None, Opt(help="i/N: with --station all, the i-th of N shares.")] = None,
     standard: Annotated[str | None, Opt(help="Score levels with another standard.")] = None,
     fmt: Annotated[str, Opt("--format", help="table or json (the by-horizon summary)")] = "table",
     threads: Annotated[int | None, Opt(help="CPU threads (default: the CPUs this job may use).")] = None,
@@ -230,7 +232,9 @@ def evaluate(
     from aqi.summary import by_horizon
     from aqi.trained import trained_stations
 
-    names = trained_stations(data_dir()) if _one_or_all(station) == "all" else [station]
+    names = (
+        pick(trained_stations(data_dir()), shard) if one_or_all(station, shard) == "all" else [station]
+    )
     if not names:
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
     echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo
@@ -249,6 +253,7 @@ def evaluate(
 @user_errors
 def forecast(
     station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")],
+    shard: Annotated[str | None, Opt(help="i/N: with --station all, the i-th of N shares.")] = None,
     at: Annotated[str | None, Opt(help="Issue time (local) to backtest, e.g. 2016-12-01T08:00.")] = None,
     fmt: Annotated[str, Opt("--format", help="table, csv or json")] = "table",
     output: Annotated[Path | None, Opt(help="Write to this file instead of the terminal.")] = None,
@@ -258,10 +263,10 @@ def forecast(
     """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
     if fmt not in ("table", "csv", "json"):
         raise AqiError(f"--format {fmt!r}: use table, csv or json")
-    station = _one_or_all(station)
+    station = one_or_all(station, shard)
     from aqi.forecast import forecast_stations
 
-    results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost)
+    results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
     _forecast_output(results, fmt, output)
     for line in failed:
         typer.echo(f"error: {line}", err=True)
@@ -282,17 +287,10 @@ def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None
     if output is None:
         typer.echo(text)
         return
-    from aqi.datadir import atomic_write_bytes
+    from aqi.datadir import write_output
 
-    try:
-        atomic_write_bytes(output, text.encode())
-    except OSError as e:
-        raise AqiError(f"--output {output}: cannot write ({e.strerror})") from None
+    write_output(output, text, "--output")
     typer.echo(f"wrote {output}")
-
-
-def _one_or_all(station: str) -> str:
-    return station if station == "all" else check_station(station)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m aqi`

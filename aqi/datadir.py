@@ -67,6 +67,14 @@ def bench_path(data_dir: Path) -> Path:
     return Path(data_dir) / "reports" / "bench.json"
 
 
+def write_output(path: Path, text: str, option: str) -> None:
+    """A file the user named (e.g. `--output`), written atomically; OSError → AqiError naming it."""
+    try:
+        atomic_write_bytes(path, text.encode())
+    except OSError as e:
+        raise AqiError(f"{option} {path}: cannot write ({e.strerror})") from None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write beside the target, fsync, then rename: readers see the old file or the new one."""
     path = Path(path)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 from aqi import baselines, gbm, metrics, plots
 from aqi.config import AqiError
@@ -33,6 +34,7 @@ DAILY_MIN_HOURS = 18  # of 24: EPA's 75 % completeness rule for a daily mean
 # --model names that would collide with a column of predictions.parquet or a key of summary rows
 RESERVED = (*METHODS, "station", "origin", "horizon", "target_time", "y_true", "checks", "published")
 RESERVED += ("probabilistic",)
+SUMMARY_LOCK_S = 120  # seconds a run waits for another one's summary update (a write takes ms)
 MISS_COSTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # the decision curve's points (1 = most probable)
 
 
@@ -54,9 +56,11 @@ def evaluation_report(
         rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms, others))
         echo(f"[{i}/{len(names)}] {st}: scored in {time.perf_counter() - started:.1f} s")
     root = evaluate_dir(data_dir)
-    everything = merged(root / "summary.json", rows)
-    atomic_write_bytes(root / "summary.json", json.dumps(everything, indent=2).encode())
-    atomic_write_bytes(root / "summary.md", summary_markdown(everything).encode())
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".summary.lock", timeout=SUMMARY_LOCK_S):  # shards finishing together
+        everything = merged(root / "summary.json", rows)
+        atomic_write_bytes(root / "summary.json", json.dumps(everything, indent=2).encode())
+        atomic_write_bytes(root / "summary.md", summary_markdown(everything).encode())
     return rows
 
 

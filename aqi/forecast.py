@@ -20,6 +20,7 @@ import pandas as pd
 from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
+from aqi.shards import pick
 from aqi.store import read_station, stations
 from aqi.trained import MODEL_FILE, Prediction, load, trained_stations
 
@@ -94,6 +95,7 @@ def forecast_stations(
     at: str | None = None,
     standard: str | None = None,
     miss_cost: float | None = None,
+    shard: str | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Forecasts, and for `--station all` the one-line reasons of stations that could not be
     forecast (the others still are: one station's outage must not blank a city's batch job)."""
@@ -101,7 +103,7 @@ def forecast_stations(
         raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
-    names = trained_stations(data_dir)
+    names = pick(trained_stations(data_dir), shard)
     if not names:
         known = stations(data_dir)
         raise AqiError(

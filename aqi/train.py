@@ -18,7 +18,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 import aqi
-from aqi import metrics
+from aqi import metrics, shards
 from aqi.config import AqiError, Config, validate
 from aqi.datadir import model_dir
 from aqi.devices import select_strategy
@@ -284,9 +284,11 @@ def _decision_rule(job: Job, model) -> dict:
     return {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
 
 
-def train_stations(data_dir: Path, station: str, cfg: Config, echo=print, **kw) -> list[dict]:
-    """`--station all` trains every station in the store in turn."""
-    names = stations(data_dir) if station == "all" else [station]
+def train_stations(
+    data_dir: Path, station: str, cfg: Config, echo=print, shard: str | None = None, **kw
+) -> list[dict]:
+    """`--station all` trains every station in the store (or in its `--shard`) in turn."""
+    names = shards.pick(stations(data_dir), shard) if station == "all" else [station]
     if not names:
         raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
     out = []

@@ -16,7 +16,7 @@ LAYERS = [
     {"config"},
     {"term", "tfboot", "levels", "datadir"},
     {"summary"},
-    {"concentrations", "report", "plots", "mapping", "download", "cpus"},
+    {"concentrations", "report", "plots", "mapping", "download", "cpus", "shards"},
     {"metrics"},
     {"readers", "store"},
     {"ingest"},

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 from conftest import learnable_frame, tiny_config, write_csv
+from hypothesis import given
+from hypothesis import strategies as st
 
-from aqi import cpus, gbm
+from aqi import cpus, gbm, shards
 from aqi.config import AqiError
 from aqi.ingest import ingest
 from aqi.store import read_station
@@ -125,3 +127,47 @@ def test_other_models_are_scored_on_the_same_pairs(two_stations):
     ]:
         r = CliRunner().invoke(app, [*args, "--model", bad])
         assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
+
+
+@given(
+    st.lists(st.text("abcdefgh", min_size=1, max_size=6), unique=True, max_size=40), st.integers(1, 9)
+)
+def test_shards_are_disjoint_cover_everything_and_balance(names, n):
+    parts = [shards.pick(names, f"{i}/{n}") for i in range(n)]
+    flat = [s for p in parts for s in p]
+    assert sorted(flat) == sorted(names) and len(flat) == len(set(flat))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+@pytest.mark.parametrize("spec", ["2/2", "-1/3", "a/b", "1", "0/0"])
+def test_bad_shard_specs(spec):
+    with pytest.raises(AqiError, match="--shard"):
+        shards.parse(spec)
+
+
+def test_n_forecast_jobs_cover_every_station_once(two_stations):
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+
+    d = two_stations / "data"
+    train_station(d, "Kb", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
+    seen = []
+    for i in range(2):
+        args = [
+            "--data-dir",
+            str(d),
+            "forecast",
+            "--station",
+            "all",
+            "--shard",
+            f"{i}/2",
+            "--format",
+            "json",
+        ]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        seen += [f["station"] for f in json.loads(r.output)]
+    assert sorted(seen) == ["Ka", "Kb"]
+    r = CliRunner().invoke(app, ["--data-dir", str(d), "forecast", "--station", "Ka", "--shard", "0/2"])
+    assert r.exit_code == 2 and "--shard 0/2: goes with --station all" in r.output
