@@ -16,7 +16,11 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from aqi.config import AqiError
 
@@ -88,3 +92,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # only left when the write or the rename failed
+
+
+@contextmanager
+def exclusive(folder: Path, lock_name: str, busy: str) -> Iterator[Path]:
+    """Hold `folder`/`lock_name` for the block, or fail at once with AqiError `busy`. The folder is
+    made and probed for writing first, so an unwritable data folder fails before any work. The lock
+    is an OS file lock: a killed holder releases it, so a stale lock file is simply taken over."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{uuid.uuid4().hex}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise AqiError(f"{folder}: not writable ({e.strerror}); check --data-dir") from None
+    lock = FileLock(folder / lock_name)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise AqiError(f"{busy} (lock {lock.lock_file}); wait for it to finish") from None
+    try:
+        yield folder
+    finally:
+        lock.release()

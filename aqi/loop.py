@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -214,3 +215,22 @@ def fit(
     if t.restore_best and best_weights is not None:
         loop.model.set_weights(best_weights)
     return hist
+
+
+def check_tensorboard(path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise AqiError(
+            f"--tensorboard {path}: the tensorboard package is not installed "
+            "(pip install 'aqi[tensorboard]')"
+        )
+
+
+def resume_from(ckpt, manager, echo) -> int:
+    if not manager.latest_checkpoint:
+        echo("no checkpoint to resume from; starting at epoch 1")
+        return 0
+    ckpt.restore(manager.latest_checkpoint)
+    echo(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch.numpy())})")
+    return int(ckpt.epoch.numpy())

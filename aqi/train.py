@@ -20,11 +20,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 import aqi
 from aqi import metrics, shards
 from aqi.config import AqiError, Config, validate
-from aqi.datadir import model_dir
+from aqi.datadir import exclusive, model_dir
 from aqi.devices import select_strategy
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, get_standard, level
-from aqi.loop import Bar, History, Loop, dataset, distribute, fit, make_optimizer
+from aqi.loop import (
+    Bar,
+    History,
+    Loop,
+    check_tensorboard,
+    dataset,
+    distribute,
+    fit,
+    make_optimizer,
+    resume_from,
+)
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.store import read_station, station_timezone, stations
@@ -33,6 +43,7 @@ from aqi.trained import TrainedModel, as_prediction, predict, publish
 from aqi.windows import Windows, build_windows
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
+TRAIN_LOCK = ".train.lock"  # in models/<station>/: one training of a model at a time
 
 
 @dataclass(frozen=True)
@@ -57,14 +68,21 @@ def train_station(
     """Train one station's ensemble of `cfg.model.members` networks (seeds seed, seed+1, …), save
     their average as one model and return the meta.json written beside model.keras."""
     validate(cfg)
-    opts = RunOptions(quiet, tensorboard, resume, echo)
     if tensorboard:
-        _check_tensorboard(tensorboard)
+        check_tensorboard(tensorboard)
+    df = read_station(data_dir, station)  # an unknown station fails before anything is made
+    busy = f"station {station}: another `aqi train` is writing this model"
+    with exclusive(model_dir(data_dir, station), TRAIN_LOCK, busy):
+        return _train_locked(data_dir, station, cfg, df, RunOptions(quiet, tensorboard, resume, echo))
+
+
+def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts: RunOptions) -> dict:
+    echo = opts.echo
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
-    w = build_windows(read_station(data_dir, station), cfg.window, tz)
+    w = build_windows(df, cfg.window, tz)
     job = Job(cfg, w, strategy, std, model_dir(data_dir, station) / "ckpt", opts)
     if len(job.tr) < cfg.train.batch_size or not len(job.va):
         raise AqiError(
@@ -127,7 +145,7 @@ class Job:
         if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
-        start = _resume(ckpt, manager, self.opts.echo) if self.opts.resume else 0
+        start = resume_from(ckpt, manager, self.opts.echo) if self.opts.resume else 0
         if bool(ckpt.done.numpy()):
             return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
         train_ds = distribute(
@@ -215,25 +233,6 @@ def ensemble(models: list) -> keras.Model:
     return keras.Model(
         x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
     )
-
-
-def _check_tensorboard(path: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        raise AqiError(
-            f"--tensorboard {path}: the tensorboard package is not installed "
-            "(pip install 'aqi[tensorboard]')"
-        )
-
-
-def _resume(ckpt, manager, echo) -> int:
-    if not manager.latest_checkpoint:
-        echo("no checkpoint to resume from; starting at epoch 1")
-        return 0
-    ckpt.restore(manager.latest_checkpoint)
-    echo(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch.numpy())})")
-    return int(ckpt.epoch.numpy())
 
 
 def _info(job: Job, hists: list[History], model, device: str, seconds: float) -> dict:

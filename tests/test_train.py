@@ -216,3 +216,24 @@ def test_tau_is_annealed_from_wide_to_the_configured_tau(synth_store, monkeypatc
     cfg = tiny_config(epochs=3, patience=99).replace(loss={"tau_anneal": 8.0})
     train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
     assert seen == pytest.approx([8.0, 8**0.5, 1.0, 1.0, 1.0])  # epochs 1-3, after the last, reset
+
+
+def test_a_second_training_of_one_model_fails_at_once_and_a_killed_ones_lock_is_taken_over(
+    synth_store,
+):
+    from aqi.datadir import exclusive
+    from aqi.train import TRAIN_LOCK
+
+    folder = model_dir(synth_store, "Synth")
+    with exclusive(folder, TRAIN_LOCK, "held"), pytest.raises(AqiError, match="another `aqi train`"):
+        train_station(synth_store, "Synth", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
+    killed = textwrap.dedent(f"""
+        import os, signal
+        from filelock import FileLock
+        FileLock({str(folder / TRAIN_LOCK)!r}).acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert subprocess.run([sys.executable, "-c", killed]).returncode == -9
+    assert (folder / TRAIN_LOCK).exists()  # the stale file is still there…
+    with exclusive(folder, TRAIN_LOCK, "held"):  # …and is taken over at once
+        pass
