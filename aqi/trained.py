@@ -1,6 +1,7 @@
-"""A trained model: one record in memory (`TrainedModel`), one folder on disk.
+"""A trained model: one record in memory (`TrainedModel`), one version folder on disk.
 
-`models/<station>/model.keras` + `meta.json`, each written atomically; meta.json carries the resolved
+`models/<station>/versions/<v>/{model.keras, meta.json}`, made live by rewriting the one-line
+`models/<station>/CURRENT` atomically, so the pair can never be torn; meta.json carries the resolved
 config (split dates filled in), the scaler, the time zone, the standard's whole table and the sha256 of
 model.keras, so forecast, evaluate and bench load everything from here and a torn pair is detected.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
+import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ import aqi.losses  # noqa: E402,F401 - registers LevelLoss for safe_mode loading
 import aqi.model  # noqa: E402,F401 - registers the custom layers
 
 MODEL_FILE, META_FILE = "model.keras", "meta.json"
+CURRENT, VERSIONS = "CURRENT", "versions"  # models/<station>/CURRENT names the live versions/<v>/
 
 
 @dataclass(frozen=True)
@@ -111,19 +114,24 @@ class TrainedModel:
         )
 
     def save(self, data_dir: Path) -> TrainedModel:
-        """model.keras then meta.json, each by temp file + rename; meta records the model's sha256."""
+        """A new version folder (model.keras, then meta.json with its sha256), re-read, then one
+        atomic switch of CURRENT: a crash at any moment leaves the previous model live and whole."""
         d = model_dir(data_dir, self.station)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".model-{uuid.uuid4().hex}.keras"
+        v = d / VERSIONS / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        v.mkdir(parents=True)
         try:
-            self.model.save(tmp)
-            sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
-            keras.models.load_model(tmp, safe_mode=True)  # re-read before it goes live
-            os.replace(tmp, d / MODEL_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
-        saved = dataclasses.replace(self, path=d, sha256=sha)
-        atomic_write_bytes(d / META_FILE, json.dumps(saved.meta(), indent=2, default=_jsonable).encode())
+            self.model.save(v / MODEL_FILE)
+            sha = hashlib.sha256((v / MODEL_FILE).read_bytes()).hexdigest()
+            keras.models.load_model(v / MODEL_FILE, safe_mode=True)  # re-read before it goes live
+            saved = dataclasses.replace(self, path=v, sha256=sha)
+            meta = json.dumps(saved.meta(), indent=2, default=_jsonable).encode()
+            atomic_write_bytes(v / META_FILE, meta)
+            previous = live_folder(d)
+            atomic_write_bytes(d / CURRENT, v.name.encode())  # the one step that makes it live
+        except BaseException:
+            shutil.rmtree(v, ignore_errors=True)
+            raise
+        _prune(d, keep={v.name, previous.name if previous else ""})
         return saved
 
 
@@ -131,11 +139,29 @@ def load(data_dir: Path, station: str) -> TrainedModel:
     return load_from(model_dir(data_dir, station), station)
 
 
-def load_from(d: Path, station: str) -> TrainedModel:
-    """The model in folder `d` (model.keras + meta.json), for `station` (named in messages)."""
+def live_folder(station_dir: Path) -> Path | None:
+    """The folder of the live version (CURRENT), the station folder itself for models saved before
+    versions existed, or None."""
+    pointer = station_dir / CURRENT
+    if pointer.exists():
+        name = pointer.read_text().strip()
+        return station_dir / VERSIONS / name if STATION_RE.fullmatch(name) else None
+    return station_dir if (station_dir / META_FILE).exists() else None
+
+
+def _prune(station_dir: Path, keep: set[str]) -> None:
+    """Remove version folders other than `keep` (the live one and the one before it)."""
+    for v in (station_dir / VERSIONS).iterdir():
+        if v.name not in keep:
+            shutil.rmtree(v, ignore_errors=True)
+
+
+def load_from(station_dir: Path, station: str) -> TrainedModel:
+    """The live model of a station folder (see `live_folder`), for `station` (named in messages)."""
+    d = live_folder(station_dir) or station_dir
     if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
         raise AqiError(
-            f"no trained model for station {station!r} in {d.parent}; "
+            f"no trained model for station {station!r} in {station_dir.parent}; "
             f"run `aqi train --station {station}`"
         )
     try:
@@ -172,9 +198,7 @@ def trained_stations(data_dir: Path) -> list[str]:
     root = models_dir(data_dir)
     if not root.exists():
         return []
-    return sorted(
-        p.name for p in root.iterdir() if STATION_RE.fullmatch(p.name) and (p / META_FILE).exists()
-    )
+    return sorted(p.name for p in root.iterdir() if STATION_RE.fullmatch(p.name) and live_folder(p))
 
 
 def predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:

@@ -102,7 +102,7 @@ def bench_evaluate(data_dir: Path) -> dict:
 
     models = data_dir / "models"
     trained = (
-        sorted(p.name for p in models.glob("*") if (p / "meta.json").exists()) if models.exists() else []
+        sorted(p.name for p in models.glob("*") if (p / "CURRENT").exists()) if models.exists() else []
     )
     if not trained:
         return {"skipped": "no trained models: run the train row without --quick first"}

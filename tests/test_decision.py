@@ -19,7 +19,7 @@ from aqi.levels import STANDARDS
 from aqi.losses import LevelLoss, tf
 from aqi.model import build_model
 from aqi.train import train_station
-from aqi.trained import predict
+from aqi.trained import live_folder, predict
 
 US = STANDARDS["us-epa-2024"]
 runner = CliRunner()
@@ -103,6 +103,6 @@ def test_a_corrupt_model_record_is_one_line(level_store, tmp_path):
 
     d = tmp_path / "copy"
     shutil.copytree(level_store, d)
-    (d / "models" / "Synth" / "meta.json").write_text("{not json")
+    (live_folder(d / "models" / "Synth") / "meta.json").write_text("{not json")
     r = runner.invoke(app, ["--data-dir", str(d), "forecast", "--station", "Synth"])
     assert r.exit_code == 2 and "meta.json: corrupt" in r.output and r.output.count("\n") == 1

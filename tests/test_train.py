@@ -111,7 +111,7 @@ def test_training_learns_and_beats_persistence(synth_store, tmp_path):
 
 def test_nan_guard_stops_and_keeps_previous_artifacts(synth_store):
     train_station(synth_store, "Synth", tiny_config(epochs=1), quiet=True, echo=lambda *a: None)
-    d = model_dir(synth_store, "Synth")
+    d = trained.load(synth_store, "Synth").path
     before = {f: (d / f).read_bytes() for f in ("model.keras", "meta.json")}
     bad = tiny_config(epochs=2, optimizer="sgd", lr=1e30, clipnorm=None, schedule="constant")
     with pytest.raises(NonFiniteLoss, match="loss became (nan|inf)"):
@@ -153,7 +153,11 @@ def test_trained_model_round_trips_every_field_and_predicts_identically(tmp_path
     assert back.config == cfg and back.split == saved.split and back.timezone == TZ
     assert back.standard == STANDARDS["china-hj633-2012"] and back.info == saved.info
     np.testing.assert_array_equal(back.scaler.mean, saved.scaler.mean)
-    assert back.sha256 == saved.sha256 and back.path == model_dir(tmp_path, "S")
+    assert (
+        back.sha256 == saved.sha256
+        and back.path == saved.path
+        and back.path.parent.parent == model_dir(tmp_path, "S")
+    )
     a, b = back.predict(x), saved.predict(x)
     np.testing.assert_array_equal(a.quantiles, b.quantiles)
     np.testing.assert_array_equal(a.point, b.quantiles[..., median_index(cfg.model.quantiles)])
@@ -171,7 +175,7 @@ def test_a_custom_standard_travels_with_the_model(tmp_path):
 def test_torn_artifacts_are_detected(tmp_path):
     cfg = array_config()
     record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
-    (tmp_path / "models" / "S" / "model.keras").write_bytes(b"garbage")
+    (trained.load(tmp_path, "S").path / "model.keras").write_bytes(b"garbage")
     with pytest.raises(AqiError, match="does not match meta.json"):
         trained.load(tmp_path, "S")
 
@@ -237,3 +241,31 @@ def test_a_second_training_of_one_model_fails_at_once_and_a_killed_ones_lock_is_
     assert (folder / TRAIN_LOCK).exists()  # the stale file is still there…
     with exclusive(folder, TRAIN_LOCK, "held"):  # …and is taken over at once
         pass
+
+
+def test_a_crash_at_any_write_of_a_save_leaves_the_previous_model_whole(tmp_path, monkeypatch):
+    import aqi.trained as t
+
+    cfg = array_config()
+    first = record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
+    real = t.atomic_write_bytes
+    for target in ("meta.json", "CURRENT"):  # fail the version's meta, then the switch itself
+
+        def failing(path, data, target=target):
+            if path.name == target:
+                raise OSError(28, "No space left on device")
+            real(path, data)
+
+        monkeypatch.setattr(t, "atomic_write_bytes", failing)
+        with pytest.raises(OSError):
+            record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
+        monkeypatch.setattr(t, "atomic_write_bytes", real)
+        back = t.load(tmp_path, "S")
+        assert back.sha256 == first.sha256 and back.path == first.path
+        assert sorted(p.name for p in (tmp_path / "models" / "S" / "versions").iterdir()) == [
+            first.path.name
+        ]
+    second = record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
+    third = record(cfg, build_model(cfg, F, (40.0, 30.0))).save(tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "models" / "S" / "versions").iterdir())
+    assert kept == sorted([second.path.name, third.path.name])  # the live one and the one before
