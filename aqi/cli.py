@@ -1,7 +1,5 @@
 """`aqi` command line: thin wiring. Each command calls one library function; AqiError → one line, exit 2.
-
-Library modules are imported inside the commands so that `aqi --help`, `aqi ingest` and `aqi stations`
-never import TensorFlow.
+Library modules are imported inside the commands: `aqi --help`, `ingest`, `stations` never import TF.
 """
 
 from __future__ import annotations
@@ -192,9 +190,14 @@ def train(
     resume: Annotated[bool, Opt(help="Continue from the last epoch checkpoint.")] = False,
     tensorboard: Annotated[Path | None, Opt(help="Write TensorBoard scalars here.")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output (batch jobs).")] = False,
+    threads: Annotated[int | None, Opt(help="CPU threads (default: TensorFlow's own).")] = None,
 ) -> None:
     """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
     from aqi.config import Config, parse_quantiles
+    from aqi.cpus import limit
+
+    if threads is not None:
+        limit(threads)  # before TensorFlow starts its thread pools
 
     station = one_or_all(station, shard)
     given = {k: v for k, v in locals().items() if v is not None}

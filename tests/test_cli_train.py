@@ -25,6 +25,7 @@ runner = CliRunner()
         (["--station", "X/../../outside"], "--station: invalid station name"),
         (["--station", "Synth", "--miss-cost", "inf"], "--miss-cost inf: out of range"),
         (["--station", "Synth", "--level-ramp", "0"], "--level-ramp 0.0: out of range"),
+        (["--station", "Synth", "--threads", "0"], "--threads 0: must be >= 1"),
     ],
 )
 def test_bad_train_options(synth_store, args, message):
