@@ -8,7 +8,6 @@ any moment leaves every partition either wholly old or wholly new, and the manif
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 
 from aqi.config import MEASURES, AqiError
-from aqi.datadir import atomic_write_bytes, manifest_path, partition_path, store_dir
+from aqi.datadir import atomic_write_bytes, exclusive, manifest_path, partition_path, store_dir
 
 SCHEMA = pa.schema([("time", pa.timestamp("us", tz="UTC"))] + [(c, pa.float32()) for c in MEASURES])
 
@@ -42,27 +40,10 @@ def write_manifest(data_dir: Path, manifest: dict) -> None:
 def locked(data_dir: Path) -> Iterator[Path]:
     """Hold the store's write lock (fails at once if another writer has it); yields the store folder."""
     root = store_dir(data_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".probe-{uuid.uuid4().hex}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise AqiError(f"--data-dir {data_dir}: not writable ({e.strerror})") from None
-    lock = FileLock(root / ".ingest.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise AqiError(
-            f"{root}: another ingest is writing to this store (lock {lock.lock_file}); "
-            "wait for it to finish"
-        ) from None
-    try:
+    with exclusive(root, ".ingest.lock", f"{root}: another ingest is writing to this store"):
         for stale in root.glob("**/.*.tmp"):  # left by a killed writer; never visible to readers
             stale.unlink(missing_ok=True)
         yield root
-    finally:
-        lock.release()
 
 
 def write_partition(data_dir: Path, station: str, df: pd.DataFrame) -> None:
