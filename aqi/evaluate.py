@@ -91,8 +91,8 @@ def evaluate_station(
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
     gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
-    test, points, quantiles, pred = station_forecasts(data_dir, tm, gbms.get(tm))
     df = read_station(data_dir, station)
+    test, points, quantiles, pred = station_forecasts(df, tm, gbms.get(tm))
     points |= {
         name: other_forecast(name, root, station, df, test) for name, root in (others or {}).items()
     }
@@ -113,10 +113,9 @@ def evaluate_station(
     return m
 
 
-def station_forecasts(data_dir: Path, tm: TrainedModel, pooled: gbm.PooledGbm):
-    """Test-split windows, every method's (N, H) point forecast, and for a quantile head the
-    (N, H, Q) quantiles of the model and of climatology."""
-    df = read_station(data_dir, tm.station)
+def station_forecasts(df, tm: TrainedModel, pooled: gbm.PooledGbm):
+    """On the station's rows `df`: test-split windows, every method's (N, H) point forecast, and for
+    a quantile head the (N, H, Q) quantiles of the model and of climatology."""
     w = tm.windows(df)
     test = w.part("test")
     if not len(test):
