@@ -73,7 +73,7 @@ def download(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Download the UCI Beijing archive into DATA_DIR/raw/ (checksums verified)."""
-    from aqi.config import UCI_URL
+    from aqi.download import UCI_URL
     from aqi.download import download as fetch
 
     path, digest, checked = fetch(data_dir(), url or UCI_URL, sha256, quiet)
@@ -151,8 +151,9 @@ Opt = typer.Option  # shorthand: every option defaults to None = the value in aq
 @app.command()
 @user_errors
 def train(
-    station: Annotated[str, Opt(help="Station id, or 'all'.")],
-    shard: Annotated[str | None, Opt(help="i/N: with --station all, the i-th of N shares.")] = None,
+    station: Annotated[str, Opt(help="Station id; 'all' or A,B,C: one network model.")],
+    per_station: Annotated[bool, Opt(help="With all or a list: one model per station.")] = False,
+    shard: Annotated[str | None, Opt(help="i/N: per-station models of the i-th of N shares.")] = None,
     epochs: Annotated[int | None, Opt(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, Opt(help="Global batch size.")] = None,
     lr: Annotated[float | None, Opt(help="Peak learning rate.")] = None,
@@ -193,7 +194,7 @@ def train(
     threads: Annotated[int | None, Opt(help="CPU threads (default: TensorFlow's own).")] = None,
 ) -> None:
     """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
-    from aqi.config import Config, parse_quantiles
+    from aqi.config import parse_quantiles
     from aqi.cpus import limit
 
     if threads is not None:
@@ -202,15 +203,13 @@ def train(
     station = one_or_all(station, shard)
     given = {k: v for k, v in locals().items() if v is not None}
     given |= {"clipnorm": None} if clipnorm == 0 else {}
-    cfg = Config().with_fields(
-        **given | ({"quantiles": parse_quantiles(quantiles)} if quantiles else {})
-    )
+    given |= {"quantiles": parse_quantiles(quantiles)} if quantiles else {}
+    from aqi.job import RunOptions
     from aqi.report import train_summary
-    from aqi.train import train_stations
+    from aqi.train_network import train_command
 
-    echo = (lambda *_: None) if quiet else typer.echo
-    kw = {"quiet": quiet, "tensorboard": tensorboard, "resume": resume, "shard": shard}
-    for meta in train_stations(data_dir(), station, cfg, echo=echo, **kw):
+    opts = RunOptions(quiet, tensorboard, resume, (lambda *_: None) if quiet else typer.echo)
+    for meta in train_command(data_dir(), station, given, per_station, shard, opts):
         typer.echo(train_summary(meta))
 
 
@@ -232,12 +231,10 @@ def evaluate(
 
     n = limit(threads)
     from aqi.evaluate import evaluation_report, named_models
+    from aqi.resolve import forecastable
     from aqi.summary import by_horizon
-    from aqi.trained import trained_stations
 
-    names = (
-        pick(trained_stations(data_dir()), shard) if one_or_all(station, shard) == "all" else [station]
-    )
+    names = pick(forecastable(data_dir()), shard) if one_or_all(station, shard) == "all" else [station]
     if not names:
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
     echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo

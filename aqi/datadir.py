@@ -59,6 +59,13 @@ def models_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "models"
 
 
+NETWORK = "_network"  # models/_network/: the network model (a leading '_' is never a station id)
+
+
+def network_dir(data_dir: Path) -> Path:
+    return models_dir(data_dir) / NETWORK
+
+
 def model_dir(data_dir: Path, station: str) -> Path:
     return models_dir(data_dir) / check_station(station)
 

@@ -1,7 +1,7 @@
 """Fetch the UCI Beijing archive (or any zip of CSVs) into `data/raw/`, with progress and checksums.
 
 The archive's own digest is not published by UCI, so the check is on what matters: each PRSA CSV inside
-(nested zips too) must match the sha256 of the published files (`config.UCI_SHA256`); `--sha256` adds
+(nested zips too) must match the sha256 of the published files (`UCI_SHA256`); `--sha256` adds
 a check of the archive itself.
 """
 
@@ -20,11 +20,28 @@ from urllib.parse import unquote, urlparse
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from aqi.config import UCI_SHA256, UCI_URL, AqiError
+from aqi.config import AqiError
 from aqi.datadir import raw_dir
 from aqi.term import console
 
 PRSA_RE = re.compile(r"PRSA_Data_([A-Za-z]+)_\d{8}-\d{8}\.csv$")
+
+# The 12 UCI Beijing files as published (sha256 of each CSV; README of ../shared/data/beijing-multisite).
+UCI_URL = "https://archive.ics.uci.edu/static/public/501/beijing+multi+site+air+quality+data.zip"
+UCI_SHA256 = {
+    "Aotizhongxin": "a94fbcfc71708b6ffdc033360163d91efb7f675e496f6b5860929aa96b96351b",
+    "Changping": "a2e21402a6d95fb7043f87959e6e3dcbecb957aac356a6f8028a85b047c772e7",
+    "Dingling": "3d8dff81f18a80d9f455876a785642bffe1e9b9924ec1e6b7ce8cca790432eeb",
+    "Dongsi": "9c0020214425e5ee2a64d42f97a1f632e1d8f6b53ad50edd85a686cc7999f27e",
+    "Guanyuan": "59390fee3b032597b387491f5230e7edb90a8558e30217ebd6d9befbe669fbf9",
+    "Gucheng": "10ae48801ea55869fee56a48b885fb1127859c130551888d71673f34216ba951",
+    "Huairou": "812dcbe848b3ba2c2d25731064797bff803c46eb0c602156a1fa044df136dc26",
+    "Nongzhanguan": "572cf87b65ef543cd55d3a711b28474def224a46b0ec3fc8add8aaf13b67a487",
+    "Shunyi": "520b59e4ead3b0cfe7f1ed673e30275de8441e999db6f413d5172d2277b8c15a",
+    "Tiantan": "0743e34799cf1ee36195b73321b91baa5625276532e7263c588f68cdef3b4daa",
+    "Wanliu": "0b1a6d754a07f0def2f55434ddfa3870dcd0063b7f766a6f66b6c11bb05a377a",
+    "Wanshouxigong": "ab1d6a356d6997a45f6d657ad47de1e05a4a08d4a7015b38a329a90665ab74d0",
+}
 
 
 def download(

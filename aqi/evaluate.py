@@ -21,12 +21,13 @@ from filelock import FileLock
 
 from aqi import baselines, gbm, metrics, plots
 from aqi.config import AqiError
-from aqi.datadir import atomic_write_bytes, evaluate_dir
+from aqi.datadir import NETWORK, atomic_write_bytes, evaluate_dir
 from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
+from aqi.resolve import bind, load
 from aqi.store import read_station
 from aqi.summary import merged, summary_row
-from aqi.trained import Prediction, TrainedModel, load, load_from
+from aqi.trained import Prediction, TrainedModel, live_folder, load_from
 from aqi.windows import Windows, complete_grid
 
 METHODS = ("model", "persistence", "seasonal_naive", "climatology", "gbm")
@@ -94,7 +95,8 @@ def evaluate_station(
     df = read_station(data_dir, station)
     test, points, quantiles, pred = station_forecasts(df, tm, gbms.get(tm))
     points |= {
-        name: other_forecast(name, root, station, df, test) for name, root in (others or {}).items()
+        name: other_forecast(name, root, station, df, test, data_dir)
+        for name, root in (others or {}).items()
     }
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
@@ -147,9 +149,14 @@ def named_models(items: list[str]) -> dict[str, Path]:
     return {name: Path(folder) for name, _, folder in pairs}
 
 
-def other_forecast(name: str, root: Path, station: str, df, test: Windows) -> np.ndarray:
-    """(N, H) point forecasts of the model in root/<station> on exactly the test windows' origins."""
-    other = load_from(Path(root) / station, station)
+def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_dir: Path):
+    """(N, H) point forecasts of the model in root/<station> (else of the network model in
+    root/_network) on exactly the test windows' origins."""
+    own, network = Path(root) / station, Path(root) / NETWORK
+    if not live_folder(own) and live_folder(network):
+        other = bind(load_from(network, NETWORK), data_dir, station)
+    else:
+        other = load_from(own, station)
     mine = (test.dates, test.y.shape[1])
     if (other.split, other.config.window.horizon) != mine:
         raise AqiError(

@@ -2,7 +2,8 @@
 
 The JSON schema (one object per station) is stable for batch jobs:
   {"station", "issued_at" (origin, local ISO 8601), "standard", "unit": "µg/m³",
-   "model": {"path", "trained_range": [first origin, end of the train split], "sha256"},
+   "model": {"path", "trained_range": [first origin, end of the train split], "sha256",
+             "kind": "station" | "network"},
    "forecasts": [{"target_time", "horizon", "pm25", "aqi", "level", "level_name", "color",
                   ("point_level", "level_probability") with a level or quantile head,
                   ("quantiles": {"0.1": …}, "p_level_at_least": {"2": …}) with a quantile head}]}
@@ -20,9 +21,10 @@ import pandas as pd
 from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
+from aqi.resolve import forecastable, load
 from aqi.shards import pick
 from aqi.store import read_station, stations
-from aqi.trained import MODEL_FILE, Prediction, load, trained_stations
+from aqi.trained import MODEL_FILE, Prediction
 
 
 def forecast_station(
@@ -49,6 +51,7 @@ def forecast_station(
             "path": str(tm.path / MODEL_FILE),
             "trained_range": [tm.info["data"]["first_origin"], str(tm.split.train_end)],
             "sha256": tm.sha256,
+            "kind": tm.info.get("kind", "station"),  # its own model, or the network model
         },
         "forecasts": rows,
     }
@@ -103,7 +106,7 @@ def forecast_stations(
         raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
-    names = pick(trained_stations(data_dir), shard)
+    names = pick(forecastable(data_dir), shard)
     if not names:
         known = stations(data_dir)
         raise AqiError(

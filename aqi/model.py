@@ -85,12 +85,35 @@ class Exceedance(layers.Layer):
         return super().get_config() | {"breakpoints": self.breakpoints}
 
 
+@keras.saving.register_keras_serializable(package="aqi")
+class StationDropout(layers.Layer):
+    """(batch,) station rows → the same, each set to 0 ('unknown') with probability `rate` while
+    training: the unknown row learns the network's typical station, which a new station gets."""
+
+    def __init__(self, rate: float, **kw):
+        super().__init__(**kw)
+        self.rate = float(rate)
+        self.seeds = keras.random.SeedGenerator(0)
+
+    def call(self, index, training=False):
+        if not training or not self.rate:
+            return index
+        keep = keras.random.uniform(ops.shape(index), seed=self.seeds) >= self.rate
+        return ops.where(keep, index, ops.zeros_like(index))
+
+    def get_config(self):
+        return super().get_config() | {"rate": self.rate}
+
+
 def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float]) -> keras.Model:
     """cfg.model.arch 'mlp' (flattened window) or 'gru' (stacked GRU over the hours); the head of
-    cfg.model.head. Small initial outputs: training starts at persistence (residual) or the mean."""
+    cfg.model.head. Small initial outputs: training starts at persistence (residual) or the mean.
+    A network model (cfg.network.stations > 0) reads its last input column as the station's
+    embedding row (`network.STATION_INDEX`) and the other columns as features."""
     m, L, H = cfg.model, cfg.window.lookback, cfg.window.horizon
     x = keras.Input((L, n_features), name="window")
-    h = _mlp_body(x, m) if m.arch == "mlp" else _gru_body(x, m)
+    feats, emb = (x[..., :-1], _embedding(x, cfg)) if cfg.network.stations else (x, None)
+    h = _mlp_body(feats, m, emb) if m.arch == "mlp" else _gru_body(feats, m, emb)
     if m.head == "point":
         out = _point_head(x, h, H, m.residual, pm25_scaling)
     elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
@@ -126,18 +149,29 @@ def _point_head(x, h, horizon: int, residual: bool, pm25_scaling):
     return layers.ReLU(name="pm25")(raw * std + base)
 
 
-def _mlp_body(x, m):
+def _embedding(x, cfg: Config):
+    """(batch, embed) the station's learned vector; row 0 is 'unknown'."""
+    net = cfg.network
+    index = ops.cast(ops.round(x[:, -1, -1]), "int32")
+    index = ops.clip(index, 0, net.stations)  # a row past the table is a station never seen
+    index = StationDropout(net.station_dropout, name="station_dropout")(index)
+    return layers.Embedding(net.stations + 1, net.embed, name="station_embedding")(index)
+
+
+def _mlp_body(x, m, emb=None):
     h = layers.Flatten()(x)
+    h = layers.Concatenate()([h, emb]) if emb is not None else h
     for i in range(m.layers):
         h = layers.Dense(m.hidden, activation="gelu", name=f"dense_{i}")(h)
         h = layers.Dropout(m.dropout)(h) if m.dropout else h
     return h
 
 
-def _gru_body(x, m):
+def _gru_body(x, m, emb=None):
     h = x
     for i in range(m.layers):
         h = layers.GRU(m.hidden, return_sequences=i < m.layers - 1, name=f"gru_{i}")(h)
     h = layers.Dropout(m.dropout)(h) if m.dropout else h
     # the origin hour itself, unsqueezed: the GRU state alone blurs the latest observation
-    return layers.Concatenate()([h, layers.Flatten()(x[:, -1:, :])])
+    last = layers.Flatten()(x[:, -1:, :])
+    return layers.Concatenate()([h, last] + ([emb] if emb is not None else []))

@@ -32,8 +32,11 @@ def train_summary(meta: dict) -> str:
             d if use else o for d, o, use in zip(decided, own, meta["decided_horizons"], strict=True)
         ]
         published = f", published level acc {np.mean(pick):.3f}"
+    name = meta["station"]
+    if meta.get("kind") == "network":
+        name = f"network model of {len(meta['data']['stations'])} stations"
     return (
-        f"{meta['station']}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
+        f"{name}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
         f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "
         f"{mean['model']['level_accuracy']:.3f}{published} (persistence "
         f"{mean['persistence']['level_accuracy']:.3f}), {meta['train_seconds']:.0f} s"

@@ -32,9 +32,12 @@ def pick(names: list[str], spec: str | None) -> list[str]:
 
 
 def one_or_all(station: str, shard: str | None = None) -> str:
-    """A `--station` value: 'all', or a valid station id; `--shard` only goes with 'all'."""
+    """A `--station` value: 'all', a valid station id or a comma list of them; `--shard` only goes
+    with 'all'."""
     if shard is not None and station != "all":
         raise AqiError(f"--shard {shard}: goes with --station all")
     if shard is not None:
         parse(shard)
-    return station if station == "all" else check_station(station)
+    if station == "all":
+        return station
+    return ",".join(check_station(s.strip()) for s in station.split(",") if s.strip())

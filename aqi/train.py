@@ -6,54 +6,24 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 
 from __future__ import annotations
 
-import platform
-import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-import aqi
-from aqi import metrics, shards
+from aqi import shards
 from aqi.config import AqiError, Config, validate
 from aqi.datadir import exclusive, model_dir
 from aqi.devices import select_strategy
-from aqi.lbfgs import lbfgs_fit
-from aqi.levels import Standard, get_standard, level
-from aqi.loop import (
-    Bar,
-    History,
-    Loop,
-    check_tensorboard,
-    dataset,
-    distribute,
-    fit,
-    make_optimizer,
-    resume_from,
-)
-from aqi.losses import LevelLoss, keras, tf
-from aqi.model import build_model
+from aqi.job import VAL_BATCH, Job, RunOptions
+from aqi.levels import get_standard
+from aqi.loop import check_tensorboard, dataset
+from aqi.losses import tf
 from aqi.store import read_station, station_timezone, stations
-from aqi.term import console
-from aqi.trained import TrainedModel, as_prediction, predict, publish
+from aqi.trained import TrainedModel, predict
 from aqi.windows import Windows, build_windows
 
-VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
 TRAIN_LOCK = ".train.lock"  # in models/<station>/: one training of a model at a time
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run reports and where it keeps state; none of it changes the trained model."""
-
-    quiet: bool = False  # no progress bars (batch jobs)
-    tensorboard: Path | None = None  # folder for TensorBoard scalars, one run per member
-    resume: bool = False  # continue from the last epoch checkpoint
-    echo: Callable[[str], None] = print  # one-line messages
 
 
 def train_station(
@@ -77,210 +47,66 @@ def train_station(
 
 
 def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts: RunOptions) -> dict:
-    echo = opts.echo
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
     w = build_windows(df, cfg.window, tz)
-    job = Job(cfg, w, strategy, std, model_dir(data_dir, station) / "ckpt", opts)
-    if len(job.tr) < cfg.train.batch_size or not len(job.va):
-        raise AqiError(
-            f"station {station}: too little data ({len(job.tr)} train / {len(job.va)} validation "
-            f"windows for --batch-size {cfg.train.batch_size})"
-        )
-    echo(f"{station}: {len(job.tr):,} train / {len(job.va):,} validation windows on {device}")
-    started = time.perf_counter()
-    members = [job.member(k) for k in range(cfg.model.members)]
-    with strategy.scope():
-        model = ensemble([m for m, _ in members])
-    info = _info(job, [h for _, h in members], model, device, time.perf_counter() - started)
+    data = WindowData(w.part("train"), w.part("val"), w)
+    job = Job(cfg, data, strategy, std, model_dir(data_dir, station) / "ckpt", opts)
+    model, info = job.run(station, device)
     resolved = cfg.replace(window=w.dates.to_dict())
     saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(data_dir)
     return saved.meta()
 
 
-class Job:
-    """What every ensemble member of one station shares: data, strategy, loss, checkpoint root."""
+@dataclass
+class WindowData:
+    """One station's windows in memory: what a Job trains on and validates with."""
 
-    def __init__(self, cfg: Config, w: Windows, strategy, std: Standard, ckpt_root: Path, opts):
-        self.cfg, self.w, self.strategy, self.std, self.ckpt_root, self.opts = (
-            cfg, w, strategy, std, ckpt_root, opts,
-        )  # fmt: skip
-        self.tr, self.va = w.part("train"), w.part("val")
-        self.steps = -(-len(self.tr) // cfg.train.batch_size)
-        self.val_ds = distribute(strategy, dataset(self.va.x, self.va.y, VAL_BATCH, False, 0))
+    tr: Windows
+    va: Windows
+    w: Windows
 
-    def loss(self) -> LevelLoss:
-        return LevelLoss.for_model(self.std, self.cfg)
+    @property
+    def n_train(self) -> int:
+        return len(self.tr)
 
-    def val_point(self, model) -> np.ndarray:
-        """(N, H) point forecasts of the validation windows, µg/m³."""
-        return as_prediction(predict(model, self.va.x), self.cfg.model, self.std).point
+    @property
+    def n_val(self) -> int:
+        return len(self.va)
 
-    def score(self, model) -> tuple[float, float]:
-        return metrics.pooled(self.va.y, self.val_point(model), self.std)
+    def train_ds(self, batch: int, seed: int):
+        return dataset(self.tr.x, self.tr.y, batch, True, seed)
 
-    def member(self, k: int):
-        """Member k (seed + k): first-order training, then optional L-BFGS-B fine-tuning."""
-        t, loss = self.cfg.train, self.loss()
-        tf.keras.utils.set_random_seed(t.seed + k)
-        with self.strategy.scope():
-            model = build_model(self.cfg, len(self.w.features), self.w.scaler.pm25())
-        hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
-        if t.optimizer == "lbfgs" or t.finetune_lbfgs:
-            hist.lbfgs = self._lbfgs(model, loss, k)
-        return model, hist
+    def val_ds(self):
+        return dataset(self.va.x, self.va.y, VAL_BATCH, False, 0)
 
-    def _first_order(self, model, loss, k: int) -> History:
-        """The custom loop, checkpointed each epoch; a finished checkpoint is taken whole on --resume."""
-        cfg, t = self.cfg, self.cfg.train
-        with self.strategy.scope():
-            optimizer = make_optimizer(t, self.steps)
-            loop = Loop(model, optimizer, loss, self.strategy, val_loss=self.loss())
-            ckpt = tf.train.Checkpoint(
-                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
-            )
-        ckpt_dir = self.ckpt_root / f"member-{k}"
-        if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
-        start = resume_from(ckpt, manager, self.opts.echo) if self.opts.resume else 0
-        if bool(ckpt.done.numpy()):
-            return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
-        train_ds = distribute(
-            self.strategy, dataset(self.tr.x, self.tr.y, t.batch_size, True, t.seed + k)
-        )
-        label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
-        on_epoch = self._on_epoch(ckpt, manager, k, loss)
-        loss.anneal(self._tau_factor(start))
-        with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
-            bar.done = start
-            hist = fit(loop, train_ds, self.val_ds, t, len(self.tr), start, on_epoch, bar, self.score)
-        loss.anneal(1.0)  # whatever epoch early stopping ended at: later phases use the real tau
-        ckpt.done.assign(True)
-        manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
-        return hist
+    def val_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """(y, persistence), both (N, H) µg/m³, of the validation windows."""
+        return self.va.y, self.va.persistence()
 
-    def _lbfgs(self, model, loss, k: int) -> dict:
-        """Full-batch L-BFGS-B on up to lbfgs_max_samples train windows; kept only if the
-        validation loss improves (the best weights are kept either way)."""
-        t = self.cfg.train
-        iters = t.finetune_lbfgs or 200
-        pick = np.random.default_rng(t.seed + k).permutation(len(self.tr))[: t.lbfgs_max_samples]
-        before, weights = self._val_loss(model, loss), model.get_weights()
-        with Progress(
-            TextColumn(f"L-BFGS-B member {k + 1}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            disable=self.opts.quiet,
-        ) as bar:
-            task = bar.add_task("", total=iters, info="")
-            res = lbfgs_fit(
-                model, loss, self.tr.x[pick], self.tr.y[pick], iters,
-                on_iteration=lambda i, v: bar.update(task, completed=i, info=f"loss {v:.4f}"),
-            )  # fmt: skip
-        after = self._val_loss(model, loss)
-        kept = bool(after < before)
-        if not kept:
-            model.set_weights(weights)
-        self.opts.echo(
-            f"L-BFGS-B member {k + 1}: {res.iterations} iterations in {res.seconds:.1f} s, "
-            f"val loss {before:.4f} → {after:.4f}{'' if kept else ' (not kept)'}"
-        )
+    def val_raw(self, model) -> np.ndarray:
+        return predict(model, self.va.x)
+
+    @property
+    def features(self) -> list[str]:
+        return self.w.features
+
+    @property
+    def scaler(self):
+        return self.w.scaler
+
+    def describe(self) -> dict:
+        w = self.w
         return {
-            "iterations": res.iterations,
-            "seconds": round(res.seconds, 2),
-            "val_before": before,
-            "val_after": after,
-            "kept": kept,
-            "train_losses": res.losses,
+            "features": w.features,
+            "data": {
+                "first_origin": str(w.origin[0]),
+                "last_origin": str(w.origin[-1]),
+                "windows": {k: int((w.split == k).sum()) for k in ("train", "val", "test")},
+            },
         }
-
-    def _val_loss(self, model, loss) -> float:
-        return float(np.mean(loss.call(self.va.y, predict(model, self.va.x))))
-
-    def _tau_factor(self, epoch: int) -> float:
-        """tau_anneal at epoch 0, shrinking geometrically to 1 at the last epoch and after it."""
-        last = max(self.cfg.train.epochs - 1, 1)
-        return self.cfg.loss.tau_anneal ** max(0.0, 1.0 - epoch / last)
-
-    def _on_epoch(self, ckpt, manager, k: int, loss: LevelLoss):
-        tb = self.opts.tensorboard
-        writer = tf.summary.create_file_writer(str(Path(tb) / f"member-{k}")) if tb else None
-
-        def on_epoch(epoch: int, h: History) -> None:
-            ckpt.epoch.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
-            loss.anneal(self._tau_factor(epoch + 1))
-            if writer:
-                with writer.as_default(step=epoch + 1):
-                    for name in ("train_loss", "val_loss", "val_mae", "val_level_acc"):
-                        tf.summary.scalar(name, getattr(h, name)[-1])
-
-        return on_epoch
-
-
-def ensemble(models: list) -> keras.Model:
-    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
-    if len(models) == 1:
-        return models[0]
-    x = keras.Input(models[0].input_shape[1:], name="window")
-    for i, m in enumerate(models):
-        m.name = f"member_{i}"
-    return keras.Model(
-        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
-    )
-
-
-def _info(job: Job, hists: list[History], model, device: str, seconds: float) -> dict:
-    """What meta.json records about the run besides the model record itself."""
-    w, va = job.w, job.va
-    return {
-        "features": w.features,
-        "data": {
-            "first_origin": str(w.origin[0]),
-            "last_origin": str(w.origin[-1]),
-            "windows": {k: int((w.split == k).sum()) for k in ("train", "val", "test")},
-        },
-        "history": [
-            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs")}
-            for h in hists
-        ],  # one entry per ensemble member
-        "best_epoch": [h.best_epoch + 1 for h in hists],
-        "epochs_run": [len(h.train_loss) for h in hists],
-        "validation": {
-            "model": metrics.per_horizon(va.y, job.val_point(model), job.std),
-            "persistence": metrics.per_horizon(va.y, va.persistence(), job.std),
-        },
-        **_decision_rule(job, model),
-        "device": device,
-        "train_seconds": round(seconds, 2),
-        "samples_per_s": round(max(h.samples_per_s for h in hists), 1),
-        "params": int(model.count_params()),
-        "versions": {
-            "aqi": aqi.__version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "python": platform.python_version(),
-        },
-    }
-
-
-def _decision_rule(job: Job, model) -> dict:
-    """Per horizon, whether the decided level beat the point forecast's level on validation (miss
-    cost 1): where it did not, the point's level is published. Empty for a point head."""
-    pred = as_prediction(predict(model, job.va.x), job.cfg.model, job.std)
-    decided = publish(pred, job.std, 1.0)
-    if decided is None:
-        return {}
-    acc = metrics.per_horizon_levels(job.va.y, decided[0], job.std)["level_accuracy"]
-    own = metrics.per_horizon_levels(job.va.y, level(pred.point, job.std), job.std)["level_accuracy"]
-    return {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
 
 
 def train_stations(

@@ -22,7 +22,7 @@ import pandas as pd
 
 from aqi.concentrations import decide_level, exceedance_probability, level_probabilities
 from aqi.config import AqiError, Config, ModelConfig, median_index
-from aqi.datadir import STATION_RE, atomic_write_bytes, model_dir, models_dir
+from aqi.datadir import NETWORK, STATION_RE, atomic_write_bytes, model_dir, models_dir, network_dir
 from aqi.levels import Standard, get_standard, level
 from aqi.tfboot import import_tf
 from aqi.windows import Scaler, Split, Windows, build_windows, window_at
@@ -73,6 +73,9 @@ class TrainedModel:
     info: dict = field(default_factory=dict)  # the rest of meta.json: features, history, validation…
     path: Path | None = None  # model folder, once saved or loaded
     sha256: str = ""  # of model.keras
+    # a network model bound to one station (`resolve.bind`): the network's inputs for it, on a
+    # UTC hourly index; None for a one-station model
+    extra: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
@@ -91,11 +94,11 @@ class TrainedModel:
 
     def windows(self, df: pd.DataFrame) -> Windows:
         """Every window of `df` with this model's scaler and split dates."""
-        return build_windows(df, self.config.window, self.timezone, self.scaler, self.split)
+        return build_windows(df, self.config.window, self.timezone, self.scaler, self.split, self.extra)
 
     def window_at(self, df: pd.DataFrame, at: pd.Timestamp | None = None):
         """(x (1, L, F), origin UTC, PM2.5 at the origin) for a forecast issued at `at`."""
-        return window_at(df, self.config.window, self.timezone, self.scaler, at)
+        return window_at(df, self.config.window, self.timezone, self.scaler, at, self.extra)
 
     def meta(self) -> dict:
         return (
@@ -116,7 +119,7 @@ class TrainedModel:
     def save(self, data_dir: Path) -> TrainedModel:
         """A new version folder (model.keras, then meta.json with its sha256), re-read, then one
         atomic switch of CURRENT: a crash at any moment leaves the previous model live and whole."""
-        d = model_dir(data_dir, self.station)
+        d = network_dir(data_dir) if self.station == NETWORK else model_dir(data_dir, self.station)
         v = d / VERSIONS / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         v.mkdir(parents=True)
         try:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import MEASURES, POLLUTANTS, AqiError, WindowConfig
+from aqi.split import Split
 
 LOG_COLS = tuple(c for c in POLLUTANTS if c != "pm25")  # heavy-tailed µg/m³: log1p before scaling
 PLAIN_COLS = ("pm25", *LOG_COLS, "temp", "pres", "dewp", "rain", "wspm")
@@ -43,56 +44,6 @@ class Scaler:
     def pm25(self) -> tuple[float, float]:
         """(mean, std) µg/m³ of the PM2.5 input: the model un-scales persistence with them."""
         return float(self.mean[PM25_FEATURE]), float(self.std[PM25_FEATURE])
-
-
-@dataclass(frozen=True)
-class Split:
-    """Last target hour of the train, validation and test splits: local, tz-aware, inclusive."""
-
-    train_end: pd.Timestamp
-    val_end: pd.Timestamp
-    test_end: pd.Timestamp
-
-    @classmethod
-    def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
-        """Dates from the config; unset ones: the last 12 months of data are test and the 6 months
-        before them validation."""
-        end = data_end.tz_convert(tz)
-        hour = pd.Timedelta(hours=1)
-        test_end = _local(cfg.test_end, tz) if cfg.test_end else end
-        val_end = (
-            _local(cfg.val_end, tz) if cfg.val_end else test_end + hour - pd.DateOffset(months=12) - hour
-        )
-        train_end = (
-            _local(cfg.train_end, tz)
-            if cfg.train_end
-            else val_end + hour - pd.DateOffset(months=6) - hour
-        )
-        if not train_end < val_end <= test_end:
-            raise AqiError(
-                f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
-            )
-        return cls(train_end, val_end, test_end)
-
-    def to_dict(self) -> dict[str, str]:
-        return {k: v.isoformat() for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, str], tz: str) -> Split:
-        return cls(*(pd.Timestamp(d[k]).tz_convert(tz) for k in ("train_end", "val_end", "test_end")))
-
-    def labels(self, target_first: pd.DatetimeIndex, target_last: pd.DatetimeIndex) -> np.ndarray:
-        """'train' | 'val' | 'test' per window by its first and last target time; '' where they
-        straddle two splits."""
-        first, last = (
-            target_first.tz_convert(self.train_end.tz),
-            target_last.tz_convert(self.train_end.tz),
-        )
-        out = np.full(len(first), "", dtype=object)
-        out[last <= self.train_end] = "train"
-        out[(first > self.train_end) & (last <= self.val_end)] = "val"
-        out[(first > self.val_end) & (last <= self.test_end)] = "test"
-        return out.astype(str)
 
 
 @dataclass
@@ -165,36 +116,81 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
     return f.astype(np.float32)
 
 
-def _local(s: str, tz: str) -> pd.Timestamp:
-    try:
-        t = pd.Timestamp(s)
-    except ValueError:
-        raise AqiError(f"split date {s!r}: not a date") from None
-    return t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
+class Moments:
+    """Running count, sum and sum of squares of the continuous features over train rows, so one
+    scaler can be fitted over many stations without holding their rows together."""
+
+    def __init__(self, columns: list[str]):
+        # log1p PM2.5 inputs of the station and of the network are scaled like PM2.5's own log
+        self.cont = np.array([c in PLAIN_COLS or c.startswith("log_") for c in columns])
+        self.n = self.s = self.s2 = np.zeros(len(columns))
+
+    def add(self, f: np.ndarray) -> Moments:
+        ok = np.isfinite(f)
+        v = np.where(ok, f, 0.0).astype(np.float64)
+        self.n, self.s, self.s2 = self.n + ok.sum(0), self.s + v.sum(0), self.s2 + (v * v).sum(0)
+        return self
+
+    def scaler(self) -> Scaler:
+        """Mean/std of the continuous columns; indicators and sin/cos left as they are (0, 1)."""
+        n = np.maximum(self.n, 1)
+        mean = self.s / n
+        std = np.sqrt(np.maximum(self.s2 / n - mean**2, 0.0))
+        mean = np.where(self.cont & (self.n > 0), mean, 0.0)
+        std = np.where(self.cont & (std > 1e-6), std, 1.0)
+        return Scaler(mean.astype(np.float32), std.astype(np.float32))
 
 
 def fit_scaler(feats: pd.DataFrame, rows: np.ndarray) -> Scaler:
-    """Mean/std of the continuous features over `rows` (the train split); indicators and sin/cos
-    columns are left as they are (mean 0, std 1)."""
-    f = feats.to_numpy()[rows]
-    cont = np.array([c in PLAIN_COLS or c == "log_pm25" for c in feats.columns])
-    mean = np.where(cont, np.nanmean(f, axis=0), 0.0)
-    std = np.where(cont, np.nanstd(f, axis=0), 1.0)
-    std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
-    return Scaler(np.nan_to_num(mean).astype(np.float32), std.astype(np.float32))
+    """The scaler of one station's train rows `rows`."""
+    return Moments(list(feats.columns)).add(feats.to_numpy()[rows]).scaler()
 
 
-def build_windows(
+@dataclass
+class Hourly:
+    """One station's hourly inputs before windowing, what a stream slices windows from."""
+
+    feats: np.ndarray  # (T, F) float32 unscaled features on the complete hourly grid
+    features: list[str]
+    times: pd.DatetimeIndex  # (T,) UTC
+    origins: np.ndarray  # (N,) grid positions of the kept windows' origins
+    y: np.ndarray  # (N, H) µg/m³, NaN = missing
+    last_pm25: np.ndarray  # (N,) µg/m³ at the origin after gap filling
+    split: np.ndarray  # (N,) split labels
+    dates: Split
+    lookback: int
+
+    def train_rows(self) -> np.ndarray:
+        """(n, F) the unscaled hours up to the end of the train split."""
+        return self.feats[self.times <= self.dates.train_end]
+
+    def x(self, scaled: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """(n, L, F) windows at origins[which] from the scaled hourly array (T, F)."""
+        return scaled[self.origins[which, None] + np.arange(-self.lookback + 1, 1)]
+
+    def windows(self, scaler: Scaler) -> Windows:
+        xs = np.nan_to_num(scaler.apply(self.feats))  # unfilled non-PM2.5 holes → the train mean
+        view = np.lib.stride_tricks.sliding_window_view(xs, self.lookback, axis=0)
+        x = view[self.origins - self.lookback + 1].transpose(0, 2, 1)
+        return Windows(
+            np.ascontiguousarray(x), self.y, self.times[self.origins], self.last_pm25,
+            self.features, scaler, self.split, self.dates,
+        )  # fmt: skip
+
+
+def hourly(
     df: pd.DataFrame,
     cfg: WindowConfig,
     tz: str,
-    scaler: Scaler | None = None,
     dates: Split | None = None,
-) -> Windows:
-    """All windows of one station with their split labels. The scaler is fitted on train-split hours
-    and the split dates resolved from `cfg` unless given (evaluation reuses the model's)."""
+    extra: pd.DataFrame | None = None,
+) -> Hourly:
+    """A station's features (with `extra` columns on a UTC hourly index appended) and the origins of
+    its windows: PM2.5 inputs complete after gap filling, at least one target observed."""
     grid = complete_grid(df)
     feats = feature_frame(grid, tz, cfg.max_gap)
+    if extra is not None:
+        feats = feats.join(extra.reindex(feats.index))
     n, (L, H) = len(grid), (cfg.lookback, cfg.horizon)
     inp, tgt = window_offsets(L, H)
     if n < L + H:
@@ -204,30 +200,41 @@ def build_windows(
     inputs_ok = np.lib.stride_tricks.sliding_window_view(~np.isnan(pm), L).all(axis=1)
     y = grid["pm25"].to_numpy(np.float32)[origins[:, None] + tgt]  # (N, H), NaN kept (masked)
     keep = inputs_ok[origins + inp[0]] & ~np.isnan(y).all(axis=1)
-    origins, y = origins[keep], y[keep]
-    times = grid.index
+    origins, y, times = origins[keep], y[keep], grid.index
     dates = dates or Split.resolve(cfg, times[-1], tz)
+    labels = dates.labels(times[origins + tgt[0]], times[origins + tgt[-1]])
+    return Hourly(
+        feats.to_numpy(np.float32), list(feats.columns), times, origins, y,
+        pm[origins].astype(np.float32), labels, dates, L,
+    )  # fmt: skip
+
+
+def build_windows(
+    df: pd.DataFrame,
+    cfg: WindowConfig,
+    tz: str,
+    scaler: Scaler | None = None,
+    dates: Split | None = None,
+    extra: pd.DataFrame | None = None,
+) -> Windows:
+    """All windows of one station with their split labels. The scaler is fitted on train-split hours
+    and the split dates resolved from `cfg` unless given (evaluation reuses the model's)."""
+    h = hourly(df, cfg, tz, dates, extra)
     if scaler is None:
-        rows = np.flatnonzero(times.tz_convert(tz) <= dates.train_end)
-        if len(rows) < L + H:
-            raise AqiError(f"too little training data before {dates.train_end:%Y-%m-%d %H:%M}")
-        scaler = fit_scaler(feats, rows)
-    xs = np.nan_to_num(scaler.apply(feats.to_numpy()))  # unfilled non-PM2.5 holes → the train mean
-    x = np.lib.stride_tricks.sliding_window_view(xs, L, axis=0)[origins + inp[0]].transpose(0, 2, 1)
-    return Windows(
-        np.ascontiguousarray(x),
-        y,
-        times[origins],
-        pm[origins].astype(np.float32),
-        list(feats.columns),
-        scaler,
-        dates.labels(times[origins + tgt[0]], times[origins + tgt[-1]]),
-        dates,
-    )
+        rows = h.train_rows()
+        if len(rows) < cfg.lookback + cfg.horizon:
+            raise AqiError(f"too little training data before {h.dates.train_end:%Y-%m-%d %H:%M}")
+        scaler = Moments(h.features).add(rows).scaler()
+    return h.windows(scaler)
 
 
 def window_at(
-    df: pd.DataFrame, cfg: WindowConfig, tz: str, scaler: Scaler, at: pd.Timestamp | None = None
+    df: pd.DataFrame,
+    cfg: WindowConfig,
+    tz: str,
+    scaler: Scaler,
+    at: pd.Timestamp | None = None,
+    extra: pd.DataFrame | None = None,
 ) -> tuple[np.ndarray, pd.Timestamp, float]:
     """The one input window (1, L, F) whose origin is `at` (default: the last hour in the store),
     its origin (UTC) and the PM2.5 at the origin. Errors name the hours that block it."""
@@ -245,6 +252,8 @@ def window_at(
             f"data starts {grid.index[0]}"
         )
     feats = feature_frame(grid.iloc[pos[0] : pos[-1] + 1], tz, cfg.max_gap)
+    if extra is not None:
+        feats = feats.join(extra.reindex(feats.index))
     holes = feats.index[feats["pm25"].isna()]
     if len(holes):
         raise AqiError(

@@ -1,0 +1,234 @@
+"""A training job: the ensemble members of one model, trained by the loop on one data source.
+
+`Job` does not care where windows come from: `train.WindowData` (one station's windows in memory) and
+`train_network.StreamData` (many stations streamed by tf.data) give it the same few methods.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+import aqi
+from aqi import metrics
+from aqi.config import AqiError, Config
+from aqi.lbfgs import lbfgs_fit
+from aqi.levels import Standard, level
+from aqi.loop import Bar, History, Loop, distribute, fit, make_optimizer, resume_from
+from aqi.losses import LevelLoss, keras, tf
+from aqi.model import build_model
+from aqi.term import console
+from aqi.trained import as_prediction, publish
+
+VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run reports and where it keeps state; none of it changes the trained model."""
+
+    quiet: bool = False  # no progress bars (batch jobs)
+    tensorboard: Path | None = None  # folder for TensorBoard scalars, one run per member
+    resume: bool = False  # continue from the last epoch checkpoint
+    echo: Callable[[str], None] = print  # one-line messages
+
+
+class Job:
+    """What every ensemble member shares: data, strategy, loss, checkpoint root."""
+
+    def __init__(self, cfg: Config, data, strategy, std: Standard, ckpt_root: Path, opts):
+        self.cfg, self.data, self.strategy, self.std, self.ckpt_root, self.opts = (
+            cfg, data, strategy, std, ckpt_root, opts,
+        )  # fmt: skip
+        self.steps = -(-data.n_train // cfg.train.batch_size)
+        self.val_ds = distribute(strategy, data.val_ds())
+
+    def run(self, name: str, device: str):
+        """Train every member; (their ensemble, meta.json's record of the run)."""
+        n_tr, n_va, batch = self.data.n_train, self.data.n_val, self.cfg.train.batch_size
+        if n_tr < batch or not n_va:
+            raise AqiError(
+                f"{name}: too little data ({n_tr} train / {n_va} validation windows "
+                f"for --batch-size {batch})"
+            )
+        self.opts.echo(f"{name}: {n_tr:,} train / {n_va:,} validation windows on {device}")
+        started = time.perf_counter()
+        members = [self.member(k) for k in range(self.cfg.model.members)]
+        with self.strategy.scope():
+            model = ensemble([m for m, _ in members])
+        hists = [h for _, h in members]
+        return model, _info(self, hists, model, device, time.perf_counter() - started)
+
+    def loss(self) -> LevelLoss:
+        return LevelLoss.for_model(self.std, self.cfg)
+
+    def val_point(self, model) -> np.ndarray:
+        """(N, H) point forecasts of the validation windows, µg/m³."""
+        return as_prediction(self.data.val_raw(model), self.cfg.model, self.std).point
+
+    def score(self, model) -> tuple[float, float]:
+        return metrics.pooled(self.data.val_targets()[0], self.val_point(model), self.std)
+
+    def member(self, k: int):
+        """Member k (seed + k): first-order training, then optional L-BFGS-B fine-tuning."""
+        t, loss = self.cfg.train, self.loss()
+        tf.keras.utils.set_random_seed(t.seed + k)
+        with self.strategy.scope():
+            model = build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
+        hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
+        if t.optimizer == "lbfgs" or t.finetune_lbfgs:
+            hist.lbfgs = self._lbfgs(model, loss, k)
+        return model, hist
+
+    def _first_order(self, model, loss, k: int) -> History:
+        """The custom loop, checkpointed each epoch; a finished checkpoint is taken whole on --resume."""
+        cfg, t = self.cfg, self.cfg.train
+        with self.strategy.scope():
+            optimizer = make_optimizer(t, self.steps)
+            loop = Loop(model, optimizer, loss, self.strategy, val_loss=self.loss())
+            ckpt = tf.train.Checkpoint(
+                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
+            )
+        ckpt_dir = self.ckpt_root / f"member-{k}"
+        if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
+        start = resume_from(ckpt, manager, self.opts.echo) if self.opts.resume else 0
+        if bool(ckpt.done.numpy()):
+            return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
+        train_ds = distribute(self.strategy, self.data.train_ds(t.batch_size, t.seed + k))
+        label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
+        on_epoch = self._on_epoch(ckpt, manager, k, loss)
+        loss.anneal(self._tau_factor(start))
+        with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
+            bar.done = start
+            n = self.data.n_train
+            hist = fit(loop, train_ds, self.val_ds, t, n, start, on_epoch, bar, self.score)
+        loss.anneal(1.0)  # whatever epoch early stopping ended at: later phases use the real tau
+        ckpt.done.assign(True)
+        manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
+        return hist
+
+    def _lbfgs(self, model, loss, k: int) -> dict:
+        """Full-batch L-BFGS-B on up to lbfgs_max_samples train windows; kept only if the
+        validation loss improves (the best weights are kept either way)."""
+        t = self.cfg.train
+        iters = t.finetune_lbfgs or 200
+        tr = self.data.tr
+        pick = np.random.default_rng(t.seed + k).permutation(len(tr))[: t.lbfgs_max_samples]
+        before, weights = self._val_loss(model, loss), model.get_weights()
+        with Progress(
+            TextColumn(f"L-BFGS-B member {k + 1}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            disable=self.opts.quiet,
+        ) as bar:
+            task = bar.add_task("", total=iters, info="")
+            res = lbfgs_fit(
+                model, loss, tr.x[pick], tr.y[pick], iters,
+                on_iteration=lambda i, v: bar.update(task, completed=i, info=f"loss {v:.4f}"),
+            )  # fmt: skip
+        after = self._val_loss(model, loss)
+        kept = bool(after < before)
+        if not kept:
+            model.set_weights(weights)
+        self.opts.echo(
+            f"L-BFGS-B member {k + 1}: {res.iterations} iterations in {res.seconds:.1f} s, "
+            f"val loss {before:.4f} → {after:.4f}{'' if kept else ' (not kept)'}"
+        )
+        return {
+            "iterations": res.iterations,
+            "seconds": round(res.seconds, 2),
+            "val_before": before,
+            "val_after": after,
+            "kept": kept,
+            "train_losses": res.losses,
+        }
+
+    def _val_loss(self, model, loss) -> float:
+        return float(np.mean(loss.call(self.data.val_targets()[0], self.data.val_raw(model))))
+
+    def _tau_factor(self, epoch: int) -> float:
+        """tau_anneal at epoch 0, shrinking geometrically to 1 at the last epoch and after it."""
+        last = max(self.cfg.train.epochs - 1, 1)
+        return self.cfg.loss.tau_anneal ** max(0.0, 1.0 - epoch / last)
+
+    def _on_epoch(self, ckpt, manager, k: int, loss: LevelLoss):
+        tb = self.opts.tensorboard
+        writer = tf.summary.create_file_writer(str(Path(tb) / f"member-{k}")) if tb else None
+
+        def on_epoch(epoch: int, h: History) -> None:
+            ckpt.epoch.assign(epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)
+            loss.anneal(self._tau_factor(epoch + 1))
+            if writer:
+                with writer.as_default(step=epoch + 1):
+                    for name in ("train_loss", "val_loss", "val_mae", "val_level_acc"):
+                        tf.summary.scalar(name, getattr(h, name)[-1])
+
+        return on_epoch
+
+
+def ensemble(models: list) -> keras.Model:
+    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
+    if len(models) == 1:
+        return models[0]
+    x = keras.Input(models[0].input_shape[1:], name="window")
+    for i, m in enumerate(models):
+        m.name = f"member_{i}"
+    return keras.Model(
+        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
+    )
+
+
+def _info(job: Job, hists: list[History], model, device: str, seconds: float) -> dict:
+    """What meta.json records about the run besides the model record itself."""
+    y, pers = job.data.val_targets()
+    return {
+        **job.data.describe(),
+        "history": [
+            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs")}
+            for h in hists
+        ],  # one entry per ensemble member
+        "best_epoch": [h.best_epoch + 1 for h in hists],
+        "epochs_run": [len(h.train_loss) for h in hists],
+        "validation": {
+            "model": metrics.per_horizon(y, job.val_point(model), job.std),
+            "persistence": metrics.per_horizon(y, pers, job.std),
+        },
+        **_decision_rule(job, model),
+        "device": device,
+        "train_seconds": round(seconds, 2),
+        "samples_per_s": round(max(h.samples_per_s for h in hists), 1),
+        "params": int(model.count_params()),
+        "versions": {
+            "aqi": aqi.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _decision_rule(job: Job, model) -> dict:
+    """Per horizon, whether the decided level beat the point forecast's level on validation (miss
+    cost 1): where it did not, the point's level is published. Empty for a point head."""
+    pred = as_prediction(job.data.val_raw(model), job.cfg.model, job.std)
+    decided, y = publish(pred, job.std, 1.0), job.data.val_targets()[0]
+    if decided is None:
+        return {}
+    acc = metrics.per_horizon_levels(y, decided[0], job.std)["level_accuracy"]
+    own = metrics.per_horizon_levels(y, level(pred.point, job.std), job.std)["level_accuracy"]
+    return {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}

@@ -1,0 +1,78 @@
+"""Which model forecasts a station: its own when it has one, else the network model, bound to it.
+
+A bound network model is an ordinary `TrainedModel` for that station: its windows carry the
+network's inputs (`network.extra_columns`) and its station's embedding row, so forecast, evaluate and
+the scripts use it exactly as a one-station model. A station the network model never saw gets the
+'unknown' row and neighbours chosen on its last COLD_DAYS days before the test split (cold start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from aqi.config import AqiError
+from aqi.datadir import NETWORK, model_dir, network_dir
+from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
+from aqi.store import has_station, station_timezone
+from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
+
+COLD_DAYS = 30  # days of a new station's history its neighbours are chosen on
+COLD_OVERLAP = 24 * 7  # hours it must share with a neighbour in them
+
+
+def load(data_dir: Path, station: str) -> TrainedModel:
+    """The station's own model, else the network model bound to it; AqiError when neither exists."""
+    if live_folder(model_dir(data_dir, station)):
+        return load_from(model_dir(data_dir, station), station)
+    if live_folder(network_dir(data_dir)):
+        return bind(load_network(data_dir), data_dir, station)
+    raise AqiError(
+        f"no trained model for station {station!r} in {Path(data_dir) / 'models'}; "
+        f"run `aqi train --station {station}` or `aqi train --station all`"
+    )
+
+
+def load_network(data_dir: Path) -> TrainedModel:
+    return load_from(network_dir(data_dir), NETWORK)
+
+
+def covered(tm: TrainedModel) -> list[str]:
+    """The stations a network model was trained on, in embedding order (row i + 1)."""
+    return list(tm.info["data"]["stations"])
+
+
+def bind(tm: TrainedModel, data_dir: Path, station: str) -> TrainedModel:
+    """The network model `tm` as the model of `station` (one it covers, or a new one)."""
+    known = covered(tm)
+    absent = [s for s in known if not has_station(data_dir, s)]
+    if absent:
+        raise AqiError(
+            f"{tm.path}: the network model needs station(s) {', '.join(absent[:5])}, which the "
+            f"store does not hold; ingest them or retrain with `aqi train --station all`"
+        )
+    if not has_station(data_dir, station):
+        raise AqiError(f"unknown station {station!r}: not in {Path(data_dir) / 'store'}")
+    net = NetworkPm25.read(data_dir, known + ([] if station in known else [station]))
+    k = tm.config.network.neighbours
+    if station in known:
+        index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
+    else:
+        end = tm.split.val_end.tz_convert("UTC")
+        start = end - pd.Timedelta(days=COLD_DAYS)
+        index = UNKNOWN
+        near = neighbours(net, start, end, k, among=set(known), min_overlap=COLD_OVERLAP)[station]
+    extra = extra_columns(net, station, near, index, tm.config.network, tm.config.window.max_gap)
+    info = tm.info | {"kind": "network", "neighbours": near, "covered": station in known}
+    tz = station_timezone(data_dir, station)
+    return dataclasses.replace(tm, station=station, timezone=tz, extra=extra, info=info)
+
+
+def forecastable(data_dir: Path) -> list[str]:
+    """Stations with their own model or covered by the network model."""
+    own = set(trained_stations(data_dir))
+    if live_folder(network_dir(data_dir)):
+        own |= set(covered(load_network(data_dir)))
+    return sorted(own)

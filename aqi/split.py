@@ -1,0 +1,69 @@
+"""The chronological split of a station's windows: the last target hour of train, validation, test."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aqi.config import AqiError, WindowConfig
+
+
+@dataclass(frozen=True)
+class Split:
+    """Last target hour of the train, validation and test splits: local, tz-aware, inclusive."""
+
+    train_end: pd.Timestamp
+    val_end: pd.Timestamp
+    test_end: pd.Timestamp
+
+    @classmethod
+    def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
+        """Dates from the config; unset ones: the last 12 months of data are test and the 6 months
+        before them validation."""
+        end = data_end.tz_convert(tz)
+        hour = pd.Timedelta(hours=1)
+        test_end = _local(cfg.test_end, tz) if cfg.test_end else end
+        val_end = (
+            _local(cfg.val_end, tz) if cfg.val_end else test_end + hour - pd.DateOffset(months=12) - hour
+        )
+        train_end = (
+            _local(cfg.train_end, tz)
+            if cfg.train_end
+            else val_end + hour - pd.DateOffset(months=6) - hour
+        )
+        if not train_end < val_end <= test_end:
+            raise AqiError(
+                f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
+            )
+        return cls(train_end, val_end, test_end)
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v.isoformat() for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str], tz: str) -> Split:
+        return cls(*(pd.Timestamp(d[k]).tz_convert(tz) for k in ("train_end", "val_end", "test_end")))
+
+    def labels(self, target_first: pd.DatetimeIndex, target_last: pd.DatetimeIndex) -> np.ndarray:
+        """'train' | 'val' | 'test' per window by its first and last target time; '' where they
+        straddle two splits."""
+        first, last = (
+            target_first.tz_convert(self.train_end.tz),
+            target_last.tz_convert(self.train_end.tz),
+        )
+        out = np.full(len(first), "", dtype=object)
+        out[last <= self.train_end] = "train"
+        out[(first > self.train_end) & (last <= self.val_end)] = "val"
+        out[(first > self.val_end) & (last <= self.test_end)] = "test"
+        return out.astype(str)
+
+
+def _local(s: str, tz: str) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(s)
+    except ValueError:
+        raise AqiError(f"split date {s!r}: not a date") from None
+    return t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)

@@ -1,0 +1,154 @@
+"""`aqi train --station all` (or A,B,C): one network model over many stations, saved once.
+
+The stations' hourly inputs, with the network's PM2.5 as extra columns (`network.extra_columns`), are
+written one station at a time to a temporary folder and streamed by tf.data (`stream.py`): memory holds
+the network's PM2.5 grid, `cycle` stations and a shuffle buffer, never every window. One scaler is
+fitted over every station's train rows; the station's identity is an embedding row. The model is a
+`TrainedModel` in models/_network/, its record naming the stations, their rows and neighbours.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aqi import shards
+from aqi.config import AqiError, Config, network_defaults, validate
+from aqi.datadir import check_station, exclusive, network_dir
+from aqi.devices import select_strategy
+from aqi.job import VAL_BATCH, Job, RunOptions
+from aqi.levels import get_standard
+from aqi.loop import check_tensorboard
+from aqi.losses import tf
+from aqi.network import NetworkPm25, extra_columns, neighbours
+from aqi.store import read_station, station_timezone, stations
+from aqi.stream import StationFile, stream
+from aqi.train import train_stations
+from aqi.trained import NETWORK, TrainedModel, predict
+from aqi.windows import Moments, Scaler, Split, hourly
+
+TRAIN_LOCK = ".train.lock"
+
+
+@dataclass
+class StreamData:
+    """Many stations' windows for a Job: streamed for training, one station at a time to score."""
+
+    files: list[StationFile]
+    features: list[str]
+    scaler: Scaler
+    cfg: Config
+    info: dict  # stations, neighbours, windows per split
+
+    @property
+    def n_train(self) -> int:
+        return sum(f.counts["train"] for f in self.files)
+
+    @property
+    def n_val(self) -> int:
+        return sum(f.counts["val"] for f in self.files)
+
+    def train_ds(self, batch: int, seed: int):
+        return stream(self.files, "train", self.scaler, batch, self.cfg.network, True, seed)
+
+    def val_ds(self):
+        return stream(self.files, "val", self.scaler, VAL_BATCH, self.cfg.network, False, 0)
+
+    def val_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        parts = [f.part("val", self.scaler) for f in self.files]
+        y = np.concatenate([p[1] for p in parts])
+        last = np.concatenate([p[2] for p in parts])
+        return y, np.repeat(last[:, None], y.shape[1], axis=1)
+
+    def val_raw(self, model) -> np.ndarray:
+        return np.concatenate([predict(model, f.part("val", self.scaler)[0]) for f in self.files])
+
+    def describe(self) -> dict:
+        return {"features": self.features, "data": self.info}
+
+
+def train_command(
+    data_dir: Path, station: str, fields: dict, per_station: bool, shard: str | None, opts: RunOptions
+) -> list[dict]:
+    """`aqi train`: 'all' or a comma list → one network model (per station with `per_station`,
+    or with a `shard`, which splits stations between jobs); one name → that station's model."""
+    if station != "all" and "," not in station:
+        return train_stations(data_dir, station, Config().with_fields(**fields), **_kw(opts, shard))
+    names = (
+        stations(data_dir)
+        if station == "all"
+        else [check_station(s.strip()) for s in station.split(",") if s.strip()]
+    )
+    if not names:
+        raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
+    if per_station or shard:
+        cfg = Config().with_fields(**fields)
+        return [
+            m
+            for n in shards.pick(names, shard)
+            for m in train_stations(data_dir, n, cfg, **_kw(opts, None))
+        ]
+    return [train_network(data_dir, names, network_defaults().with_fields(**fields), opts)]
+
+
+def _kw(opts: RunOptions, shard: str | None) -> dict:
+    return {
+        "echo": opts.echo,
+        "quiet": opts.quiet,
+        "tensorboard": opts.tensorboard,
+        "resume": opts.resume,
+        "shard": shard,
+    }
+
+
+def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOptions) -> dict:
+    """Train one network model over `names` (>= 2 stations); returns its meta.json."""
+    validate(cfg)
+    if len(names) < 2:
+        raise AqiError("--station: a network model needs at least 2 stations; use --per-station")
+    if cfg.train.optimizer == "lbfgs" or cfg.train.finetune_lbfgs:
+        raise AqiError("--optimizer lbfgs / --finetune-lbfgs: one-station models only (--per-station)")
+    if opts.tensorboard:
+        check_tensorboard(opts.tensorboard)
+    net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
+    folder = network_dir(data_dir)
+    busy = f"{folder}: another `aqi train` is writing the network model"
+    with (
+        exclusive(folder, TRAIN_LOCK, busy),
+        tempfile.TemporaryDirectory(dir=folder, prefix=".stream-") as work,
+    ):
+        return _train_locked(data_dir, names, cfg, net, opts, Path(work))
+
+
+def _train_locked(data_dir, names, cfg: Config, net: NetworkPm25, opts, work: Path) -> dict:
+    tz = station_timezone(data_dir, names[0])  # split dates are read in the first station's zone
+    dates = Split.resolve(cfg.window, net.times[-1], tz)
+    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours)
+    cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
+    files, features, moments, firsts = [], None, None, []
+    for i, st in enumerate(names, 1):
+        extra = extra_columns(net, st, nb[st], i, cfg.network, cfg.window.max_gap)
+        h = hourly(read_station(data_dir, st), cfg.window, station_timezone(data_dir, st), dates, extra)
+        if not len(h.origins):
+            raise AqiError(f"station {st}: no complete window; leave it out of --station")
+        features = features or h.features
+        moments = (moments or Moments(features)).add(h.train_rows())
+        files.append(StationFile.write(st, h, work / f"{i}.npz"))
+        firsts.append(h.times[h.origins[0]])
+    info = {
+        "first_origin": str(min(firsts)),
+        "stations": list(names),
+        "neighbours": nb,
+        "windows": {p: {f.station: f.counts[p] for f in files} for p in ("train", "val", "test")},
+    }
+    data = StreamData(files, features, moments.scaler(), cfg, info)
+    std = get_standard(cfg.loss.standard)
+    strategy, device = select_strategy(cfg.train.device)
+    tf.config.experimental.enable_op_determinism()
+    job = Job(cfg, data, strategy, std, network_dir(data_dir) / "ckpt", opts)
+    model, run = job.run(f"network of {len(names)} stations", device)
+    tm = TrainedModel(NETWORK, model, cfg, data.scaler, dates, tz, std, run | {"kind": "network"})
+    return tm.save(data_dir).meta()

@@ -1,0 +1,89 @@
+"""The network model against per-station models, per horizon, on the same (origin, horizon) pairs.
+
+Usage: compare_network.py DATA_DIR OWN_DIR SPLIT [OUT.json] [--stations A,B]
+  DATA_DIR holds the store and models/_network; OWN_DIR a data folder whose models/<station> are the
+  per-station models (trained with the same standard). SPLIT is val or test. Each station is scored on
+  the origins both models have; the table is the mean over stations of MAE (µg/m³) and of the published
+  level's accuracy, with persistence on the same pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from aqi import metrics
+from aqi.levels import level
+from aqi.resolve import bind, covered, load_network
+from aqi.store import read_station
+from aqi.trained import TrainedModel, load_from
+
+HORIZONS = (1, 3, 6, 12, 24)
+
+
+def published_level(tm: TrainedModel, pred):
+    out = tm.published(pred, tm.standard)
+    return out[0] if out is not None else level(pred.point, tm.standard)
+
+
+def score_station(data_dir: Path, own_dir: Path, network: TrainedModel, st: str, split: str) -> dict:
+    df = read_station(data_dir, st)
+    own = load_from(own_dir / "models" / st, st)
+    net = bind(network, data_dir, st)
+    wo, wn = own.windows(df).part(split), net.windows(df).part(split)
+    common = wo.origin.intersection(wn.origin)
+    io, inet = wo.origin.get_indexer(common), wn.origin.get_indexer(common)
+    y, std = wo.y[io], own.standard
+    po, pn = own.predict(wo.x[io]), net.predict(wn.x[inet])
+    pers = wo.persistence()[io]
+    out = {}
+    for name, point, lv in (
+        ("own", po.point, published_level(own, po)),
+        ("network", pn.point, published_level(net, pn)),
+        ("persistence", pers, level(pers, std)),
+    ):
+        out[name] = {
+            "mae": metrics.per_horizon(y, point, std)["mae"],
+            "level_accuracy": metrics.per_horizon_levels(y, lv, std)["level_accuracy"],
+        }
+    return out
+
+
+def main(argv: list[str]) -> None:
+    data_dir, own_dir, split = Path(argv[0]), Path(argv[1]), argv[2]
+    out_path = Path(argv[3]) if len(argv) > 3 and not argv[3].startswith("--") else None
+    network = load_network(data_dir)
+    names = covered(network)
+    if "--stations" in argv:
+        names = argv[argv.index("--stations") + 1].split(",")
+    per = {st: score_station(data_dir, own_dir, network, st, split) for st in names}
+    mean = {
+        m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
+        for m in per[names[0]]
+    }
+    print(f"{split}, mean over {len(names)} stations, standard {network.standard.key}")
+    print("metric          method        " + "".join(f"{h:>8}h" for h in HORIZONS) + "     mean")
+    for k in ("mae", "level_accuracy"):
+        for m, v in mean.items():
+            cells = "".join(f"{v[k][h - 1]:9.3f}" for h in HORIZONS)
+            print(f"{k:15} {m:12} {cells} {np.mean(v[k]):8.3f}")
+    net, own = mean["network"], mean["own"]
+    wins = {
+        "mae": int(sum(a < b for a, b in zip(net["mae"], own["mae"], strict=True))),
+        "level_accuracy": int(
+            sum(a > b for a, b in zip(net["level_accuracy"], own["level_accuracy"], strict=True))
+        ),
+    }
+    print(
+        f"network better than own at {wins['mae']}/24 horizons (MAE), "
+        f"{wins['level_accuracy']}/24 (level accuracy)"
+    )
+    if out_path:
+        out_path.write_text(json.dumps({"split": split, "mean": mean, "stations": per}, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

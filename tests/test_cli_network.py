@@ -1,0 +1,110 @@
+"""The network model through the CLI: `aqi train --station all` trains one model over the store's
+stations; forecast and evaluate use it for stations without their own; a station it never saw gets
+a cold-start forecast; bad input is one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import learnable_frame, tree_digest, write_csv
+from typer.testing import CliRunner
+
+from aqi.cli import app
+
+runner = CliRunner()
+TINY = [
+    *("--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--batch-size", "64"),
+    *("--horizon", "6", "--device", "cpu", "--train-end", "2016-03-20 23:00"),
+    *("--val-end", "2016-04-09 23:00", "--test-end", "2016-04-29 23:00"),
+]
+
+
+@pytest.fixture(scope="module")
+def network_store(tmp_path_factory):
+    """Three learnable stations (B follows A with noise, C its own) and a fourth, D, kept out of
+    training for the cold start; the network model trained on A, B, C."""
+    from aqi.ingest import ingest
+
+    d = tmp_path_factory.mktemp("network")
+    a = learnable_frame("A", seed=0)
+    b = learnable_frame("B", seed=0)
+    b["PM2.5"] = (b["PM2.5"] * 1.1 + np.random.default_rng(1).normal(0, 3, len(b))).clip(1).round(1)
+    frames = [a, b, learnable_frame("C", seed=2), learnable_frame("D", seed=3)]
+    ingest([write_csv(f, d / "raw" / f"{f['station'][0]}.csv") for f in frames], d / "data")
+    r = invoke(d / "data", "train", "--station", "A,B,C", "-q", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "network model of 3 stations" in r.output
+    return d / "data"
+
+
+def invoke(data, *args):
+    return runner.invoke(app, ["--data-dir", str(data), *args])
+
+
+def test_the_network_model_is_saved_once_with_its_stations(network_store):
+    net = network_store / "models" / "_network"
+    meta = json.loads((net / "versions" / (net / "CURRENT").read_text() / "meta.json").read_text())
+    assert meta["data"]["stations"] == ["A", "B", "C"] and meta["kind"] == "network"
+    assert meta["data"]["neighbours"]["A"][0] == "B"  # the most correlated on the train split
+    assert meta["config"]["network"]["stations"] == 3
+    assert not [p for p in (network_store / "models").iterdir() if p.name in "ABC"]
+    assert not list(net.glob(".stream-*"))  # the streamed inputs are removed
+
+
+def test_forecast_takes_the_network_model_and_says_so(network_store):
+    r = invoke(network_store, "forecast", "--station", "B", "--format", "json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)[0]
+    assert out["model"]["kind"] == "network" and len(out["model"]["sha256"]) == 64
+    assert "_network" in out["model"]["path"] and len(out["forecasts"]) == 6
+
+
+def test_a_station_the_model_never_saw_gets_a_cold_start_forecast(network_store):
+    r = invoke(network_store, "forecast", "--station", "D", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["model"]["kind"] == "network"
+
+
+def test_evaluate_scores_the_network_model(network_store):
+    r = invoke(network_store, "evaluate", "--station", "C", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["stations"]
+    assert set(rows) == {"C"}
+
+
+def test_own_model_wins_over_the_network_model(network_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    assert invoke(d, "train", "--station", "A", "-q", *TINY).exit_code == 0
+    out = json.loads(invoke(d, "forecast", "--station", "A", "--format", "json").output)[0]
+    assert out["model"]["kind"] == "station"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--station", "A,Nowhere", *TINY], "station 'Nowhere': not in"),
+        (["train", "--station", "A", "--station", "A,../x", *TINY], "invalid station name"),
+        (["train", "--station", "A,B", "--optimizer", "lbfgs", *TINY], "one-station models only"),
+        (["forecast", "--station", "Nowhere"], "unknown station 'Nowhere'"),
+    ],
+)
+def test_bad_network_input(network_store, args, message):
+    before = tree_digest(network_store)
+    r = invoke(network_store, *args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and r.output.count("\n") == 1, r.output
+    assert tree_digest(network_store) == before
+
+
+def test_a_store_without_a_station_the_model_needs(network_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    shutil.rmtree(d / "store" / "station=C")
+    before = tree_digest(d)
+    r = invoke(d, "forecast", "--station", "A")
+    assert r.exit_code == 2 and "needs station(s) C" in r.output and r.output.count("\n") == 1
+    assert tree_digest(d) == before

@@ -1,0 +1,98 @@
+"""The network model's inputs and stream: neighbours, causality, missing neighbours, each window
+once per epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aqi.config import NetworkConfig, WindowConfig
+from aqi.network import NetworkPm25, extra_columns, neighbours
+from aqi.windows import Moments, build_windows, hourly
+from conftest import TZ, series
+
+HOURS = 24 * 40
+DATES = {"train_end": "2016-01-25 23:00", "val_end": "2016-02-01 23:00", "test_end": "2016-02-09 23:00"}
+
+
+def grid(values: dict[str, np.ndarray]) -> NetworkPm25:
+    """A network from log PM2.5 columns on one UTC grid."""
+    times = pd.date_range("2016-01-01", periods=HOURS, freq="h", tz="UTC", name="time")
+    v = np.stack([values[k] for k in values], 1).astype(np.float32)
+    seen = np.isfinite(v)
+    total = np.where(seen, v, 0).sum(1, dtype=np.float32)
+    return NetworkPm25(v, times, tuple(values), total, seen.sum(1).astype(np.float32))
+
+
+def walks(seed=0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = np.cumsum(rng.normal(0, 0.1, HOURS)) + 4
+    return {
+        "A": a,
+        "B": a + rng.normal(0, 0.05, HOURS),  # A's twin
+        "C": np.cumsum(rng.normal(0, 0.1, HOURS)) + 4,  # unrelated
+    }
+
+
+def test_neighbours_are_the_most_correlated_stations():
+    net = grid(walks())
+    nb = neighbours(net, net.times[0], net.times[-1], 1)
+    assert nb["A"] == ["B"] and nb["B"] == ["A"]
+    assert neighbours(net, net.times[0], net.times[-1], 2)["A"] == ["B", "C"]
+    assert neighbours(net, net.times[0], net.times[-1], 1, among={"C"})["A"] == ["C"]
+
+
+def test_too_short_an_overlap_is_no_neighbour():
+    w = walks()
+    w["B"][: HOURS - 100] = np.nan  # 100 hours together only
+    net = grid(w)
+    assert "B" not in neighbours(net, net.times[0], net.times[-1], 2)["A"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(24 * 8, HOURS - 2), st.integers(0, 3))
+def test_no_input_column_reads_past_its_hour(t, station):
+    """Changing every station's PM2.5 after hour t leaves all extra columns at hours <= t alone."""
+    w = walks()
+    net = grid(w)
+    changed = grid({k: np.where(np.arange(HOURS) > t, v + 3.0, v) for k, v in w.items()})
+    name = "ABC"[station % 3]
+    cfg = NetworkConfig(neighbours=2, days=6)
+    a = extra_columns(net, name, ["B", "C"], 1, cfg, 3)
+    b = extra_columns(changed, name, ["B", "C"], 1, cfg, 3)
+    pd.testing.assert_frame_equal(a.iloc[: t + 1], b.iloc[: t + 1])
+    assert not a.iloc[t + 1 :].equals(b.iloc[t + 1 :])  # the check can fail
+
+
+def test_a_missing_neighbour_never_drops_a_window():
+    df = series(HOURS)
+    times = pd.DatetimeIndex(df["time"])
+    w = {"A": np.log1p(df["pm25"].to_numpy()), "B": np.full(HOURS, np.nan)}
+    net = NetworkPm25(
+        np.stack([w["A"], w["B"]], 1).astype(np.float32),
+        times.rename("time"),
+        ("A", "B"),
+        np.nan_to_num(w["A"]).astype(np.float32),
+        np.ones(HOURS, np.float32),
+    )
+    extra = extra_columns(net, "A", ["B"], 1, NetworkConfig(neighbours=1), 3)
+    cfg = WindowConfig(lookback=24, horizon=6, **DATES)
+    plain, rich = build_windows(df, cfg, TZ), build_windows(df, cfg, TZ, extra=extra)
+    assert len(rich) == len(plain) > 0
+    miss = rich.features.index("miss_nb1")
+    assert (rich.x[..., miss] == 1).all() and np.isfinite(rich.x).all()
+    assert (rich.x[..., rich.features.index("log_nb1")] == 0).all()  # missing → the train mean
+
+
+def test_pooled_moments_equal_one_scaler_over_the_rows_together():
+    cfg = WindowConfig(lookback=24, horizon=6, **DATES)
+    a, b = hourly(series(HOURS), cfg, TZ), hourly(series(HOURS, pm=np.full(HOURS, 5.0)), cfg, TZ)
+    pooled = Moments(a.features).add(a.train_rows()).add(b.train_rows()).scaler()
+    together = Moments(a.features).add(np.concatenate([a.train_rows(), b.train_rows()])).scaler()
+    np.testing.assert_allclose(pooled.mean, together.mean, rtol=1e-6)
+    np.testing.assert_allclose(pooled.std, together.std, rtol=1e-6)
+    col = a.features.index("pm25")
+    rows = np.concatenate([a.train_rows()[:, col], b.train_rows()[:, col]])
+    assert np.isclose(pooled.mean[col], rows.mean()) and np.isclose(pooled.std[col], rows.std())
