@@ -21,10 +21,11 @@ import pandas as pd
 from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
-from aqi.resolve import forecastable, load
+from aqi.network import NetworkPm25
+from aqi.resolve import bind, covered, forecastable, load, load_network
 from aqi.shards import pick
-from aqi.store import read_station, stations
-from aqi.trained import MODEL_FILE, Prediction
+from aqi.store import load_manifest, read_station, stations
+from aqi.trained import MODEL_FILE, Prediction, trained_stations
 
 
 def forecast_station(
@@ -35,15 +36,57 @@ def forecast_station(
     miss_cost: float | None = None,
 ) -> dict:
     tm = load(data_dir, station)
-    std = get_standard(standard) if standard else tm.standard
     when = _parse_at(at, tm.timezone) if at else None
     x, origin, _ = tm.window_at(read_station(data_dir, station), when)
-    pred = tm.predict(x)
+    return _result(tm, origin, tm.predict(x), standard, miss_cost)
+
+
+def network_forecasts(
+    data_dir: Path, names: list[str], at, standard, miss_cost
+) -> tuple[list[dict], list[str]]:
+    """Forecasts of many stations by the network model: loaded once, the network's PM2.5 read once
+    (recent hours only), one forward pass for every station's window."""
+    if not names:
+        return [], []
+    tm = load_network(data_dir)
+    since = _history_start(tm, at, data_dir)
+    net = NetworkPm25.read(data_dir, sorted(set(covered(tm)) | set(names)), since)
+    ready, failed = [], []
+    for name in names:
+        try:
+            bound = bind(tm, data_dir, name, net)
+            when = _parse_at(at, bound.timezone) if at else None
+            x, origin, _ = bound.window_at(read_station(data_dir, name, since), when)
+            ready.append((bound, origin, x))
+        except AqiError as e:
+            failed.append(f"{name}: {e}")
+    if not ready:
+        return [], failed
+    pred = tm.predict(np.concatenate([x for *_, x in ready]))
+    results = [
+        _result(b, origin, pred.row(i), standard, miss_cost) for i, (b, origin, _) in enumerate(ready)
+    ]
+    return results, failed
+
+
+def _history_start(tm, at: str | None, data_dir: Path) -> pd.Timestamp:
+    """The first hour a network forecast reads (UTC): its window and the week of daily means
+    before it, back from `at` or from the store's last hour."""
+    w, days = tm.config.window, tm.config.network.days
+    if at:
+        end = _parse_at(at, tm.timezone).tz_convert("UTC")
+    else:
+        end = max(pd.Timestamp(m["last_time"]) for m in load_manifest(data_dir)["stations"].values())
+    return end - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.max_gap)
+
+
+def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> dict:
+    std = get_standard(standard) if standard else tm.standard
     published = tm.published(pred, std, miss_cost)
     times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
     rows = [_row(t.tz_convert(tm.timezone), h, pred, published, std) for h, t in enumerate(times)]
     return {
-        "station": station,
+        "station": tm.station,
         "issued_at": origin.tz_convert(tm.timezone).isoformat(),
         "standard": std.key,
         "unit": "µg/m³",
@@ -113,12 +156,15 @@ def forecast_stations(
             f"no trained models in {Path(data_dir) / 'models'}; run `aqi train --station "
             f"{known[0] if known else 'X'}`"
         )
-    results, failed = [], []
-    for name in names:
+    own = set(trained_stations(data_dir))
+    results, failed = network_forecasts(
+        data_dir, [n for n in names if n not in own], at, standard, miss_cost
+    )
+    for name in [n for n in names if n in own]:
         try:
             results.append(forecast_station(data_dir, name, at, standard, miss_cost))
         except AqiError as e:
             failed.append(f"{name}: {e}")
     if not results:
         raise AqiError("no station could be forecast: " + "; ".join(failed))
-    return results, failed
+    return sorted(results, key=lambda r: r["station"]), failed

@@ -108,45 +108,61 @@ class StationDropout(layers.Layer):
 def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float]) -> keras.Model:
     """cfg.model.arch 'mlp' (flattened window) or 'gru' (stacked GRU over the hours); the head of
     cfg.model.head. Small initial outputs: training starts at persistence (residual) or the mean.
-    A network model (cfg.network.stations > 0) reads its last input column as the station's
-    embedding row (`network.STATION_INDEX`) and the other columns as features."""
+    A network model (cfg.network.stations > 0) reads its last three input columns as the station's
+    PM2.5 scale (mean, std µg/m³) and embedding row (`network.STATION_COLUMNS`): each station's
+    inputs are scaled by its own train split, and so is the correction the network predicts."""
     m, L, H = cfg.model, cfg.window.lookback, cfg.window.horizon
     x = keras.Input((L, n_features), name="window")
-    feats, emb = (x[..., :-1], _embedding(x, cfg)) if cfg.network.stations else (x, None)
+    if cfg.network.stations:
+        feats, emb = x[..., :-3], _embedding(x, cfg)
+        scaling = (x[:, -1, -3:-2], x[:, -1, -2:-1])  # (batch, 1) each, µg/m³
+    else:
+        feats, emb, scaling = x, None, pm25_scaling
     h = _mlp_body(feats, m, emb) if m.arch == "mlp" else _gru_body(feats, m, emb)
     if m.head == "point":
-        out = _point_head(x, h, H, m.residual, pm25_scaling)
+        out = _point_head(x, h, H, m.residual, scaling)
     elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
-        point = _point_head(x, h, H, m.residual, pm25_scaling)
+        point = _point_head(x, h, H, m.residual, scaling)
         edges = get_standard(cfg.loss.standard).edges
         small = keras.initializers.RandomNormal(stddev=1e-3)
         raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(h)
         p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)
     else:
-        out = _quantile_head(x, h, H, len(m.quantiles), m.residual, pm25_scaling)
+        out = _quantile_head(x, h, H, len(m.quantiles), m.residual, scaling)
     return keras.Model(x, out, name=f"aqi_{m.arch}")
 
 
-def _quantile_head(x, h, horizon: int, q: int, residual: bool, pm25_scaling):
+def _base(x, residual: bool, scaling, name=None):
+    """(batch, 1) µg/m³ the forecast is a correction to: PM2.5 at the origin (residual), else the
+    train mean; `scaling` is (mean, std), floats or (batch, 1) tensors of a network model."""
+    mean, std = scaling
+    if not residual:
+        return mean
+    if isinstance(mean, float | int):
+        return Persistence(mean, std, name=name)(x)
+    return x[:, -1, PM25_FEATURE : PM25_FEATURE + 1] * std + mean
+
+
+def _quantile_head(x, h, horizon: int, q: int, residual: bool, scaling):
     """(batch, H, Q) µg/m³, increasing along Q, non-negative."""
-    mean, std = pm25_scaling
+    std = scaling[1] if isinstance(scaling[1], float | int) else ops.expand_dims(scaling[1], -1)
     raw = layers.Dense(
         horizon * q, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
     )(h)
     delta = MonotoneQuantiles(horizon, q, name="quantiles")(raw) * std
-    base = ops.expand_dims(Persistence(mean, std)(x), -1) if residual else mean
+    base = _base(x, residual, scaling)
+    base = base if isinstance(base, float | int) else ops.expand_dims(base, -1)  # (batch, 1, 1)
     return layers.ReLU(name="pm25")(delta + base)
 
 
-def _point_head(x, h, horizon: int, residual: bool, pm25_scaling):
+def _point_head(x, h, horizon: int, residual: bool, scaling):
     """(batch, H) µg/m³: persistence + σ·δ (or the train mean + σ·δ), non-negative."""
-    mean, std = pm25_scaling
     raw = layers.Dense(
         horizon, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
     )(h)
-    base = Persistence(mean, std, name="persistence")(x) if residual else mean
-    return layers.ReLU(name="pm25")(raw * std + base)
+    base = _base(x, residual, scaling, name="persistence")
+    return layers.ReLU(name="pm25")(raw * scaling[1] + base)
 
 
 def _embedding(x, cfg: Config):

@@ -9,6 +9,8 @@ input ever reaches past the origin:
 - `log_net`: the mean log PM2.5 of every other station at the hour (when configured);
 - `log_day<k>`: its own 24-hour mean PM2.5 k days earlier (k = 1..days), a week of history at the cost
   of a few columns;
+- `pm25_mean`, `pm25_std`: its PM2.5 scale (µg/m³, its own train split), with which the model
+  un-scales its inputs and scales its correction: one network serves stations of any level;
 - `station_index`: its row in the model's embedding (0 = a station the model never saw).
 Neighbours are the stations most correlated with it on the train split (log PM2.5, hourly): the store
 holds no coordinates yet, so nearness by distance is not available.
@@ -16,6 +18,7 @@ holds no coordinates yet, so nearness by distance is not available.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +28,10 @@ import pyarrow.parquet as pq
 
 from aqi.config import AqiError, NetworkConfig
 from aqi.datadir import partition_path
+from aqi.windows import Hourly, Scaler
 
-STATION_INDEX = "station_index"  # the last input column of a network model: its embedding row
+# the last input columns of a network model: the station's PM2.5 scale and its embedding row
+STATION_COLUMNS = ("pm25_mean", "pm25_std", "station_index")
 UNKNOWN = 0  # embedding row of a station the model was not trained on (cold start)
 MIN_OVERLAP = 24 * 30  # hours both stations observed on the train split for a correlation to count
 
@@ -40,13 +45,17 @@ class NetworkPm25:
     count: np.ndarray  # (T,) stations observed at each hour
 
     @classmethod
-    def read(cls, data_dir: Path, names: list[str]) -> NetworkPm25:
+    def read(cls, data_dir: Path, names: list[str], since: pd.Timestamp | None = None):
+        """The stations' PM2.5 (from `since`, UTC, when given: a forecast needs a week only)."""
         series = {}
+        when = [("time", ">=", since.to_pydatetime())] if since is not None else None
         for st in names:
             path = partition_path(data_dir, st)
             if not path.exists():
                 raise AqiError(f"station {st!r}: not in {path.parent.parent}; ingest it first")
-            t = pq.read_table(path, columns=["time", "pm25"]).to_pandas()
+            t = pq.read_table(path, columns=["time", "pm25"], filters=when).to_pandas()
+            if t.empty:
+                raise AqiError(f"station {st!r}: no rows in {path} after {since}")
             series[st] = pd.Series(t["pm25"].to_numpy(np.float32), pd.DatetimeIndex(t["time"]))
         first = min(s.index.min() for s in series.values())
         last = max(s.index.max() for s in series.values())
@@ -99,9 +108,11 @@ def extra_columns(
     index: int,
     cfg: NetworkConfig,
     max_gap: int,
+    scale: tuple[float, float] = (np.nan, np.nan),
 ) -> pd.DataFrame:
     """(T, C) float32 extra inputs of `station` on the network's UTC grid (see the module doc);
-    the caller reindexes them onto the station's own grid."""
+    the caller reindexes them onto the station's own grid. `scale` is its PM2.5 (mean, std),
+    µg/m³; left NaN, `with_scale` fills it in once the station's scaler is fitted."""
     out = pd.DataFrame(index=net.times)
     for k in range(cfg.neighbours):
         name = neighbours_of[k] if k < len(neighbours_of) else None
@@ -117,5 +128,14 @@ def extra_columns(
     daily = own.rolling(24, min_periods=12).mean()  # the 24 h ending at each hour
     for d in range(1, cfg.days + 1):
         out[f"log_day{d}"] = daily.shift(24 * d)
-    out[STATION_INDEX] = np.float32(index)
+    for col, value in zip(STATION_COLUMNS, (*scale, index), strict=True):
+        out[col] = np.float32(value)
     return out.astype(np.float32)
+
+
+def with_scale(h: Hourly, scaler: Scaler) -> Hourly:
+    """The station's hourly inputs with its PM2.5 scale (mean, std µg/m³) in their columns."""
+    feats = h.feats.copy()
+    for col, value in zip(STATION_COLUMNS[:2], scaler.pm25(), strict=True):
+        feats[:, h.features.index(col)] = value
+    return dataclasses.replace(h, feats=feats)

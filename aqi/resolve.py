@@ -3,7 +3,8 @@
 A bound network model is an ordinary `TrainedModel` for that station: its windows carry the
 network's inputs (`network.extra_columns`) and its station's embedding row, so forecast, evaluate and
 the scripts use it exactly as a one-station model. A station the network model never saw gets the
-'unknown' row and neighbours chosen on its last COLD_DAYS days before the test split (cold start).
+'unknown' row, and neighbours and a scaler from its last COLD_DAYS days before the test split
+(cold start).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, model_dir, network_dir
 from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
-from aqi.store import has_station, station_timezone
+from aqi.store import has_station, read_station, station_timezone
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
+from aqi.windows import Moments, Scaler, hourly
 
 COLD_DAYS = 30  # days of a new station's history its neighbours are chosen on
 COLD_OVERLAP = 24 * 7  # hours it must share with a neighbour in them
@@ -44,8 +47,9 @@ def covered(tm: TrainedModel) -> list[str]:
     return list(tm.info["data"]["stations"])
 
 
-def bind(tm: TrainedModel, data_dir: Path, station: str) -> TrainedModel:
-    """The network model `tm` as the model of `station` (one it covers, or a new one)."""
+def bind(tm: TrainedModel, data_dir: Path, station: str, net: NetworkPm25 | None = None):
+    """The network model `tm` as the model of `station` (one it covers, or a new one); `net`, the
+    network's PM2.5 if already read (with the station among it)."""
     known = covered(tm)
     absent = [s for s in known if not has_station(data_dir, s)]
     if absent:
@@ -55,19 +59,36 @@ def bind(tm: TrainedModel, data_dir: Path, station: str) -> TrainedModel:
         )
     if not has_station(data_dir, station):
         raise AqiError(f"unknown station {station!r}: not in {Path(data_dir) / 'store'}")
-    net = NetworkPm25.read(data_dir, known + ([] if station in known else [station]))
-    k = tm.config.network.neighbours
+    if net is None or station not in net.names:
+        net = NetworkPm25.read(data_dir, known + ([] if station in known else [station]))
+    cfg, tz = tm.config, station_timezone(data_dir, station)
     if station in known:
         index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
+        scaler = Scaler.from_dict(tm.info["data"]["scalers"][station])
     else:
-        end = tm.split.val_end.tz_convert("UTC")
-        start = end - pd.Timedelta(days=COLD_DAYS)
-        index = UNKNOWN
-        near = neighbours(net, start, end, k, among=set(known), min_overlap=COLD_OVERLAP)[station]
-    extra = extra_columns(net, station, near, index, tm.config.network, tm.config.window.max_gap)
+        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, data_dir, station, tz)
+    extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
     info = tm.info | {"kind": "network", "neighbours": near, "covered": station in known}
-    tz = station_timezone(data_dir, station)
-    return dataclasses.replace(tm, station=station, timezone=tz, extra=extra, info=info)
+    return dataclasses.replace(tm, station=station, timezone=tz, scaler=scaler, extra=extra, info=info)
+
+
+def _cold_start(tm: TrainedModel, net: NetworkPm25, data_dir: Path, station: str, tz: str):
+    """(neighbours, scaler) of a station the model never saw, from its last COLD_DAYS days of
+    history before the test split."""
+    end = tm.split.val_end.tz_convert("UTC")
+    start = end - pd.Timedelta(days=COLD_DAYS)
+    among = set(covered(tm))
+    near = neighbours(net, start, end, tm.config.network.neighbours, among, COLD_OVERLAP)[station]
+    cfg = tm.config
+    extra = extra_columns(net, station, near, UNKNOWN, cfg.network, cfg.window.max_gap)
+    h = hourly(read_station(data_dir, station), cfg.window, tz, tm.split, extra)
+    recent = h.feats[(h.times > start) & (h.times <= end)]
+    if np.isfinite(recent[:, h.features.index("pm25")]).sum() < COLD_OVERLAP:
+        raise AqiError(
+            f"station {station}: the network model never saw it and it has under {COLD_OVERLAP} "
+            f"hours of PM2.5 in the {COLD_DAYS} days before {end:%Y-%m-%d}; too little to scale it"
+        )
+    return near, Moments(h.features).add(recent).scaler()
 
 
 def forecastable(data_dir: Path) -> list[str]:

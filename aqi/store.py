@@ -62,21 +62,23 @@ def has_station(data_dir: Path, station: str) -> bool:
     return partition_path(data_dir, station).exists()
 
 
-def read_partition(path: Path) -> pd.DataFrame:
-    return pq.read_table(path, schema=SCHEMA).to_pandas()
+def read_partition(path: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """A partition's rows, only those at or after `since` (UTC) when given."""
+    filters = [("time", ">=", since.to_pydatetime())] if since is not None else None
+    return pq.read_table(path, schema=SCHEMA, filters=filters).to_pandas()
 
 
 def stations(data_dir: Path) -> list[str]:
     return sorted(load_manifest(data_dir)["stations"])
 
 
-def read_station(data_dir: Path, station: str) -> pd.DataFrame:
-    """One station's rows: `time` (UTC) and the measures, sorted by time."""
+def read_station(data_dir: Path, station: str, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One station's rows: `time` (UTC) and the measures, sorted by time (from `since`, UTC)."""
     path = partition_path(data_dir, station)
     if not path.exists():
         known = ", ".join(stations(data_dir)) or "none; run `aqi ingest` first"
         raise AqiError(f"unknown station {station!r} in {store_dir(data_dir)} (known: {known})")
-    return read_partition(path)
+    return read_partition(path, since)
 
 
 def station_timezone(data_dir: Path, station: str) -> str:

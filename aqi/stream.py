@@ -1,10 +1,11 @@
 """Windows of many stations streamed through tf.data, never all in memory at once.
 
-Each station's hourly inputs (`windows.Hourly`: T x F floats, 24x smaller than its windows) are written
-once to one .npz file (`StationFile`). An epoch shuffles the stations, interleaves `cycle` of them at a
-time, reads `chunk` windows from each in turn (sliced from the scaled hourly array) and mixes them in a
-shuffle buffer: peak memory is `cycle` stations' hourly arrays plus the buffer, whatever the number of
-stations (1,000 stations x 4 years of hours would be ~80 GB of (L, F) windows).
+Each station's hourly inputs (`windows.Hourly`: T x F floats, 24x smaller than its windows), scaled
+by the station's own scaler, are written once to one .npz file (`StationFile`). An epoch shuffles the
+stations, interleaves `cycle` of them at a time, reads `chunk` windows from each in turn (sliced from
+the hourly array) and mixes them in a shuffle buffer: peak memory is `cycle` stations' hourly arrays
+plus the buffer, whatever the number of stations (1,000 stations x 4 years of hours would be ~80 GB
+of (L, F) windows).
 """
 
 from __future__ import annotations
@@ -33,25 +34,24 @@ class StationFile:
     counts: dict[str, int]  # windows per split
 
     @classmethod
-    def write(cls, station: str, h: Hourly, path: Path) -> StationFile:
+    def write(cls, station: str, h: Hourly, scaler: Scaler, path: Path) -> StationFile:
+        """Holes in the scaled features → 0, the train mean, as in one station's windows."""
         part = np.array([PARTS.index(s) for s in h.split], np.uint8)
+        scaled = np.nan_to_num(scaler.apply(h.feats))
         np.savez(
-            path, feats=h.feats, origins=h.origins, y=h.y, last=h.last_pm25, part=part,
+            path, scaled=scaled, origins=h.origins, y=h.y, last=h.last_pm25, part=part,
             lookback=h.lookback,
         )  # fmt: skip
         return cls(station, path, {p: int((part == i).sum()) for i, p in enumerate(PARTS) if p})
 
-    def load(self, scaler: Scaler) -> dict[str, np.ndarray]:
-        """Every array, read once (an NpzFile re-reads a member at each access), the hourly
-        features scaled: holes → the train mean, as for one station's windows."""
+    def load(self) -> dict[str, np.ndarray]:
+        """Every array, read once (an NpzFile re-reads a member at each access)."""
         with np.load(self.path) as z:
-            d = {k: z[k] for k in z.files}
-        d["scaled"] = np.nan_to_num(scaler.apply(d.pop("feats")))
-        return d
+            return {k: z[k] for k in z.files}
 
-    def part(self, split: str, scaler: Scaler) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def part(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x (n, L, F) scaled, y (n, H) µg/m³, persistence (n,) µg/m³) of one split, in time order."""
-        d = self.load(scaler)
+        d = self.load()
         k = np.flatnonzero(d["part"] == PARTS.index(split))
         return _windows(d, k), d["y"][k], d["last"][k]
 
@@ -63,7 +63,6 @@ def _windows(d: dict, k: np.ndarray) -> np.ndarray:
 def stream(
     files: list[StationFile],
     split: str,
-    scaler: Scaler,
     batch: int,
     net: NetworkConfig,
     shuffle: bool,
@@ -71,12 +70,12 @@ def stream(
 ):
     """tf.data.Dataset of (x (batch, L, F), y (batch, H)) over the `split` windows of `files`."""
     with np.load(files[0].path) as d0:
-        shape_x = (None, int(d0["lookback"]), d0["feats"].shape[1])
+        shape_x = (None, int(d0["lookback"]), d0["scaled"].shape[1])
         shape_y = (None, d0["y"].shape[1])
     calls = itertools.count()  # a new order every epoch, the same sequence every run
 
     def chunks(i):
-        d = files[int(i)].load(scaler)
+        d = files[int(i)].load()
         k = np.flatnonzero(d["part"] == PARTS.index(split))
         if shuffle:
             k = np.random.default_rng([seed, int(i), next(calls)]).permutation(k)

@@ -23,7 +23,7 @@ from aqi.job import VAL_BATCH, Job, RunOptions
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
 from aqi.losses import tf
-from aqi.network import NetworkPm25, extra_columns, neighbours
+from aqi.network import NetworkPm25, extra_columns, neighbours, with_scale
 from aqi.store import read_station, station_timezone, stations
 from aqi.stream import StationFile, stream
 from aqi.train import train_stations
@@ -42,6 +42,8 @@ class StreamData:
     scaler: Scaler
     cfg: Config
     info: dict  # stations, neighbours, windows per split
+    dates: Split
+    timezone: str  # of the split dates
 
     @property
     def n_train(self) -> int:
@@ -52,19 +54,19 @@ class StreamData:
         return sum(f.counts["val"] for f in self.files)
 
     def train_ds(self, batch: int, seed: int):
-        return stream(self.files, "train", self.scaler, batch, self.cfg.network, True, seed)
+        return stream(self.files, "train", batch, self.cfg.network, True, seed)
 
     def val_ds(self):
-        return stream(self.files, "val", self.scaler, VAL_BATCH, self.cfg.network, False, 0)
+        return stream(self.files, "val", VAL_BATCH, self.cfg.network, False, 0)
 
     def val_targets(self) -> tuple[np.ndarray, np.ndarray]:
-        parts = [f.part("val", self.scaler) for f in self.files]
+        parts = [f.part("val") for f in self.files]
         y = np.concatenate([p[1] for p in parts])
         last = np.concatenate([p[2] for p in parts])
         return y, np.repeat(last[:, None], y.shape[1], axis=1)
 
     def val_raw(self, model) -> np.ndarray:
-        return np.concatenate([predict(model, f.part("val", self.scaler)[0]) for f in self.files])
+        return np.concatenate([predict(model, f.part("val")[0]) for f in self.files])
 
     def describe(self) -> dict:
         return {"features": self.features, "data": self.info}
@@ -124,31 +126,42 @@ def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOption
 
 
 def _train_locked(data_dir, names, cfg: Config, net: NetworkPm25, opts, work: Path) -> dict:
-    tz = station_timezone(data_dir, names[0])  # split dates are read in the first station's zone
-    dates = Split.resolve(cfg.window, net.times[-1], tz)
-    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours)
-    cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
-    files, features, moments, firsts = [], None, None, []
-    for i, st in enumerate(names, 1):
-        extra = extra_columns(net, st, nb[st], i, cfg.network, cfg.window.max_gap)
-        h = hourly(read_station(data_dir, st), cfg.window, station_timezone(data_dir, st), dates, extra)
-        if not len(h.origins):
-            raise AqiError(f"station {st}: no complete window; leave it out of --station")
-        features = features or h.features
-        moments = (moments or Moments(features)).add(h.train_rows())
-        files.append(StationFile.write(st, h, work / f"{i}.npz"))
-        firsts.append(h.times[h.origins[0]])
-    info = {
-        "first_origin": str(min(firsts)),
-        "stations": list(names),
-        "neighbours": nb,
-        "windows": {p: {f.station: f.counts[p] for f in files} for p in ("train", "val", "test")},
-    }
-    data = StreamData(files, features, moments.scaler(), cfg, info)
+    cfg, data = prepare(data_dir, names, cfg, net, work)
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
     job = Job(cfg, data, strategy, std, network_dir(data_dir) / "ckpt", opts)
     model, run = job.run(f"network of {len(names)} stations", device)
-    tm = TrainedModel(NETWORK, model, cfg, data.scaler, dates, tz, std, run | {"kind": "network"})
+    info = run | {"kind": "network"}
+    tm = TrainedModel(NETWORK, model, cfg, data.scaler, data.dates, data.timezone, std, info)
     return tm.save(data_dir).meta()
+
+
+def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, work: Path):
+    """(cfg resolved for these stations, StreamData): each station's hourly inputs written to
+    `work`, one station in memory at a time, and the scaler pooled over their train rows."""
+    tz = station_timezone(data_dir, names[0])  # split dates are read in the first station's zone
+    dates = Split.resolve(cfg.window, net.times[-1], tz)
+    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours)
+    cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
+    files, moments, firsts, scalers = [], None, [], {}
+    for i, st in enumerate(names, 1):
+        extra = extra_columns(net, st, nb[st], i, cfg.network, cfg.window.max_gap)
+        h = hourly(read_station(data_dir, st), cfg.window, station_timezone(data_dir, st), dates, extra)
+        if not len(h.origins) or not len(h.train_rows()):
+            raise AqiError(f"station {st}: no complete window in the train split; leave it out")
+        own = Moments(h.features).add(h.train_rows())
+        moments = moments.merge(own) if moments else own
+        h = with_scale(h, own.scaler())
+        files.append(StationFile.write(st, h, own.scaler(), work / f"{i}.npz"))
+        firsts.append(h.times[h.origins[0]])
+        scalers[st] = own.scaler().to_dict()
+    info = {
+        "first_origin": str(min(firsts)),
+        "stations": list(names),
+        "neighbours": nb,
+        "scalers": scalers,
+        "windows": {p: {f.station: f.counts[p] for f in files} for p in ("train", "val", "test")},
+    }
+    data = StreamData(files, h.features, moments.scaler(), cfg, info, dates, tz)
+    return cfg, data

@@ -45,6 +45,11 @@ class Prediction:
     quantile_levels: tuple[float, ...] = ()
     edges: tuple[float, ...] = ()  # µg/m³, the breakpoints b_i of `exceed` (the head's standard)
 
+    def row(self, i: int) -> Prediction:
+        """The forecast of window i alone (arrays keep their leading axis, of length 1)."""
+        arrays = {k: getattr(self, k) for k in ("point", "quantiles", "exceed")}
+        return dataclasses.replace(self, **{k: v[i : i + 1] for k, v in arrays.items() if v is not None})
+
     def exceedance(self, std: Standard) -> np.ndarray | None:
         """(N, H, E) P(PM2.5 ≥ b_i) at the standard's breakpoints: the level head's own, or read
         off the quantiles; None for a point head."""

@@ -131,6 +131,16 @@ class Moments:
         self.n, self.s, self.s2 = self.n + ok.sum(0), self.s + v.sum(0), self.s2 + (v * v).sum(0)
         return self
 
+    def merge(self, other: Moments) -> Moments:
+        out = Moments.__new__(Moments)
+        out.cont, out.n, out.s, out.s2 = (
+            self.cont,
+            self.n + other.n,
+            self.s + other.s,
+            self.s2 + other.s2,
+        )
+        return out
+
     def scaler(self) -> Scaler:
         """Mean/std of the continuous columns; indicators and sin/cos left as they are (0, 1)."""
         n = np.maximum(self.n, 1)

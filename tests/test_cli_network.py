@@ -108,3 +108,20 @@ def test_a_store_without_a_station_the_model_needs(network_store, tmp_path):
     r = invoke(d, "forecast", "--station", "A")
     assert r.exit_code == 2 and "needs station(s) C" in r.output and r.output.count("\n") == 1
     assert tree_digest(d) == before
+
+
+def test_forecast_all_is_one_batch_equal_to_each_station_alone(network_store):
+    r = invoke(network_store, "forecast", "--station", "all", "--format", "json")
+    assert r.exit_code == 0, r.output
+    batch = {f["station"]: f for f in json.loads(r.output)}
+    assert set(batch) == {"A", "B", "C"}
+    for st in ("A", "C"):
+        alone = json.loads(invoke(network_store, "forecast", "--station", st, "--format", "json").output)
+        assert alone[0] == batch[st]
+    at = ["--at", "2016-04-15T08:00", "--format", "json"]
+    batch = {
+        f["station"]: f
+        for f in json.loads(invoke(network_store, "forecast", "--station", "all", *at).output)
+    }
+    alone = json.loads(invoke(network_store, "forecast", "--station", "B", *at).output)[0]
+    assert alone == batch["B"] and alone["issued_at"].startswith("2016-04-15T08:00")
