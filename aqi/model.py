@@ -113,19 +113,22 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
     inputs are scaled by its own train split, and so is the correction the network predicts."""
     m, L, H = cfg.model, cfg.window.lookback, cfg.window.horizon
     x = keras.Input((L, n_features), name="window")
+    feats, index, offset, scaling = x, None, None, pm25_scaling
     if cfg.network.stations:
-        feats, emb = x[..., :-3], _embedding(x, cfg)
+        feats, index = x[..., :-3], _station(x, cfg)
         scaling = (x[:, -1, -3:-2], x[:, -1, -2:-1])  # (batch, 1) each, µg/m³
-    else:
-        feats, emb, scaling = x, None, pm25_scaling
+    emb = None if index is None else _rows(cfg, cfg.network.embed, "station_embedding", index)
     h = _mlp_body(feats, m, emb) if m.arch == "mlp" else _gru_body(feats, m, emb)
+    if index is not None and cfg.network.station_heads:
+        h, offset = _station_heads(h, index, cfg)
     if m.head == "point":
-        out = _point_head(x, h, H, m.residual, scaling)
+        out = _point_head(x, h, H, m.residual, scaling, offset)
     elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
-        point = _point_head(x, h, H, m.residual, scaling)
+        point = _point_head(x, h, H, m.residual, scaling, offset)
         edges = get_standard(cfg.loss.standard).edges
         small = keras.initializers.RandomNormal(stddev=1e-3)
-        raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(h)
+        body = ops.stop_gradient(h) if m.detach_level else h
+        raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(body)
         p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)
     else:
@@ -156,22 +159,38 @@ def _quantile_head(x, h, horizon: int, q: int, residual: bool, scaling):
     return layers.ReLU(name="pm25")(delta + base)
 
 
-def _point_head(x, h, horizon: int, residual: bool, scaling):
-    """(batch, H) µg/m³: persistence + σ·δ (or the train mean + σ·δ), non-negative."""
+def _point_head(x, h, horizon: int, residual: bool, scaling, offset=None):
+    """(batch, H) µg/m³: persistence + σ·δ (or the train mean + σ·δ), non-negative; `offset`
+    (batch, H), a network model's per-station correction to δ."""
     raw = layers.Dense(
         horizon, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3), name="head"
     )(h)
+    raw = raw if offset is None else raw + offset
     base = _base(x, residual, scaling, name="persistence")
     return layers.ReLU(name="pm25")(raw * scaling[1] + base)
 
 
-def _embedding(x, cfg: Config):
-    """(batch, embed) the station's learned vector; row 0 is 'unknown'."""
-    net = cfg.network
+def _station(x, cfg: Config):
+    """(batch,) int the station's row in its tables; row 0 is 'unknown' (and, while training, a
+    `station_dropout` share of the windows)."""
     index = ops.cast(ops.round(x[:, -1, -1]), "int32")
-    index = ops.clip(index, 0, net.stations)  # a row past the table is a station never seen
-    index = StationDropout(net.station_dropout, name="station_dropout")(index)
-    return layers.Embedding(net.stations + 1, net.embed, name="station_embedding")(index)
+    index = ops.clip(index, 0, cfg.network.stations)  # a row past the table: a station never seen
+    return StationDropout(cfg.network.station_dropout, name="station_dropout")(index)
+
+
+def _rows(cfg: Config, width: int, name: str, index, init="uniform"):
+    """(batch, width) the station's row of a learned table of stations + 1 rows."""
+    table = layers.Embedding(cfg.network.stations + 1, width, embeddings_initializer=init, name=name)
+    return table(index)
+
+
+def _station_heads(h, index, cfg: Config):
+    """Per-station FiLM of the last hidden layer, h·(1 + γ_s) + β_s, and a per-station, per-hour
+    correction to the forecast: what a station's own model learns first, zero at the start."""
+    width = h.shape[-1]
+    film = _rows(cfg, 2 * width, "station_film", index, "zeros")
+    h = h * (1.0 + film[:, :width]) + film[:, width:]
+    return h, _rows(cfg, cfg.window.horizon, "station_offset", index, "zeros")
 
 
 def _mlp_body(x, m, emb=None):

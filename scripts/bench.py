@@ -4,7 +4,12 @@ Rows (written to DATA_DIR/reports/bench.json and printed):
   ingest          all 12 Beijing CSVs → a fresh store: wall time, peak RSS (target ≤ 3 s, ≤ 1 GiB)
   loop_vs_fit     samples/s of our loop vs model.fit, same model/data/batch, strategy of --device auto
   train_station   `aqi train --station Aotizhongxin` with defaults: wall, peak RSS (≤ 60 s, ≤ 2 GiB)
-  train_all       `aqi train --station all` wall time (≤ 10 min); skipped with --quick
+  train_per_station_all  `aqi train --station all --per-station` wall time (≤ 10 min); skipped
+                  with --quick
+  train_network   `aqi train --station all`: the network model of all 12, wall, peak RSS, and its
+                  ratio to the per-station row (≤ 1, ≤ 2 GiB); skipped with --quick
+  network_scale   scripts/bench_network.py: windows/s and peak RSS of network training for 12,
+                  200 and 1,000 stations (the larger ones simulated from the 12); skipped with --quick
   forecast        `aqi forecast` one station / all, vs `import tensorflow` (≤ TF import + 1 s; ≤ 10 s)
   lbfgs           validation loss of Adam alone vs Adam + L-BFGS-B fine-tuning at equal wall time
   evaluate        `aqi evaluate --station all` (every trained station) cold (no cached GBM
@@ -68,9 +73,15 @@ def bench_train(data_dir: Path, quick: bool) -> dict:
         | {"targets": "≤ 60 s, ≤ 2048 MiB"}
     }
     if not quick:
-        out["train_all"] = run_measured(
-            [*AQI, "--data-dir", str(data_dir), "train", "--station", "all", "-q"]
+        out["train_per_station_all"] = run_measured(
+            [*AQI, "--data-dir", str(data_dir), "train", "--station", "all", "--per-station", "-q"]
         ) | {"targets": "≤ 600 s"}
+        network = run_measured([*AQI, "--data-dir", str(data_dir), "train", "--station", "all", "-q"])
+        ratio = network["wall_s"] / out["train_per_station_all"]["wall_s"]
+        out["train_network"] = network | {
+            "vs_per_station_all": round(ratio, 2),
+            "targets": "≤ the per-station row, ≤ 2048 MiB",
+        }
     return out
 
 
@@ -135,10 +146,24 @@ def main() -> None:
         ("forecast", lambda: {"forecast": bench_forecast(bench_dir)}),
         ("lbfgs", lambda: {"lbfgs": script_row("bench_lbfgs.py", bench_dir)}),
         ("evaluate", lambda: {"evaluate": bench_evaluate(bench_dir)}),
+        ("network_scale", lambda: {} if args.quick else {"network_scale": network_scale(bench_dir)}),
     ]
     for name, run in rows:
         if not only or name in only:
             report(out, run())  # written row by row: a later failure keeps the earlier figures
+
+
+def network_scale(data_dir: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "scale.json"
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bench_network.py"), str(data_dir), str(out)],
+            check=True,
+        )
+        rows = json.loads(out.read_text())["rows"]
+    return {f"{r['stations']}_stations": r for r in rows} | {
+        "targets": "peak RSS bounded as stations grow (≤ 2048 MiB)"
+    }
 
 
 def script_row(script: str, *args) -> dict:

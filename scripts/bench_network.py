@@ -84,8 +84,11 @@ def synthetic_store(real: Path, out: Path, n: int, seed: int = 0) -> None:
 
 def main(argv: list[str]) -> None:
     real, out_path = Path(argv[0]), Path(argv[1])
-    steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else 200
-    sizes = [int(a) for a in argv[2:] if a.isdigit() and a != str(steps)] or [12, 200, 1000]
+    rest, steps = argv[2:], 200
+    if "--steps" in rest:
+        i = rest.index("--steps")
+        steps, rest = int(rest[i + 1]), rest[:i] + rest[i + 2 :]
+    sizes = [int(a) for a in rest] or [12, 200, 1000]
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
