@@ -44,7 +44,7 @@ ingest: $(VENV)/.installed ## ingest the raw Beijing data (../shared, $$AQI_RAW,
 train: $(VENV)/.installed ## train STATION (default Aotizhongxin)
 	$(AQI) train --station $(STATION)
 
-train-all: $(VENV)/.installed ## train every station in the store
+train-all: $(VENV)/.installed ## train one network model over every station in the store
 	$(AQI) train --station all
 
 evaluate: $(VENV)/.installed ## evaluate every trained station against the baselines

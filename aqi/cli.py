@@ -153,6 +153,7 @@ Opt = typer.Option  # shorthand: every option defaults to None = the value in aq
 def train(
     station: Annotated[str, Opt(help="Station id; 'all' or A,B,C: one network model.")],
     per_station: Annotated[bool, Opt(help="With all or a list: one model per station.")] = False,
+    finetune: Annotated[bool, Opt(help="Start from the network model (one station).")] = False,
     shard: Annotated[str | None, Opt(help="i/N: per-station models of the i-th of N shares.")] = None,
     epochs: Annotated[int | None, Opt(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, Opt(help="Global batch size.")] = None,
@@ -209,7 +210,7 @@ def train(
     from aqi.train_network import train_command
 
     opts = RunOptions(quiet, tensorboard, resume, (lambda *_: None) if quiet else typer.echo)
-    for meta in train_command(data_dir(), station, given, per_station, shard, opts):
+    for meta in train_command(data_dir(), station, given, (per_station, finetune), shard, opts):
         typer.echo(train_summary(meta))
 
 

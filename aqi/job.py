@@ -44,10 +44,11 @@ class RunOptions:
 class Job:
     """What every ensemble member shares: data, strategy, loss, checkpoint root."""
 
-    def __init__(self, cfg: Config, data, strategy, std: Standard, ckpt_root: Path, opts):
+    def __init__(self, cfg: Config, data, strategy, std: Standard, ckpt_root: Path, opts, start=None):
         self.cfg, self.data, self.strategy, self.std, self.ckpt_root, self.opts = (
             cfg, data, strategy, std, ckpt_root, opts,
         )  # fmt: skip
+        self.start = start  # a trained model to continue from (fine-tuning), else fresh weights
         self.steps = -(-data.n_train // cfg.train.batch_size)
         self.val_ds = distribute(strategy, data.val_ds())
 
@@ -82,7 +83,7 @@ class Job:
         t, loss = self.cfg.train, self.loss()
         tf.keras.utils.set_random_seed(t.seed + k)
         with self.strategy.scope():
-            model = build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
+            model = self.start or build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
         hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
         if t.optimizer == "lbfgs" or t.finetune_lbfgs:
             hist.lbfgs = self._lbfgs(model, loss, k)

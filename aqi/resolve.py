@@ -29,7 +29,8 @@ COLD_OVERLAP = 24 * 7  # hours it must share with a neighbour in them
 def load(data_dir: Path, station: str) -> TrainedModel:
     """The station's own model, else the network model bound to it; AqiError when neither exists."""
     if live_folder(model_dir(data_dir, station)):
-        return load_from(model_dir(data_dir, station), station)
+        tm = load_from(model_dir(data_dir, station), station)
+        return bind(tm, data_dir, station) if tm.config.network.stations else tm  # fine-tuned
     if live_folder(network_dir(data_dir)):
         return bind(load_network(data_dir), data_dir, station)
     raise AqiError(
@@ -68,7 +69,8 @@ def bind(tm: TrainedModel, data_dir: Path, station: str, net: NetworkPm25 | None
     else:
         index, (near, scaler) = UNKNOWN, _cold_start(tm, net, data_dir, station, tz)
     extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
-    info = tm.info | {"kind": "network", "neighbours": near, "covered": station in known}
+    kind = tm.info.get("kind", "network")
+    info = tm.info | {"kind": kind, "neighbours": near, "covered": station in known}
     return dataclasses.replace(tm, station=station, timezone=tz, scaler=scaler, extra=extra, info=info)
 
 

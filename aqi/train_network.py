@@ -19,6 +19,7 @@ from aqi import shards
 from aqi.config import AqiError, Config, network_defaults, validate
 from aqi.datadir import check_station, exclusive, network_dir
 from aqi.devices import select_strategy
+from aqi.finetune import finetune_station
 from aqi.job import VAL_BATCH, Job, RunOptions
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
@@ -73,10 +74,16 @@ class StreamData:
 
 
 def train_command(
-    data_dir: Path, station: str, fields: dict, per_station: bool, shard: str | None, opts: RunOptions
+    data_dir: Path, station: str, fields: dict, flags: tuple[bool, bool], shard, opts: RunOptions
 ) -> list[dict]:
     """`aqi train`: 'all' or a comma list → one network model (per station with `per_station`,
-    or with a `shard`, which splits stations between jobs); one name → that station's model."""
+    or with a `shard`, which splits stations between jobs); one name → that station's model, or
+    with `finetune` the network model fine-tuned on it."""
+    per_station, finetune = flags
+    if finetune and (station == "all" or "," in station):
+        raise AqiError("--finetune: give one station (--station X)")
+    if finetune:
+        return [finetune_station(data_dir, station, fields, opts)]
     if station != "all" and "," not in station:
         return train_stations(data_dir, station, Config().with_fields(**fields), **_kw(opts, shard))
     names = (

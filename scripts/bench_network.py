@@ -6,7 +6,9 @@ Usage: bench_network.py STORE_DATA_DIR OUT.json [N ...] [--steps K]
   +-72 h), scaled (log-normal, sd 0.3) and noised (log-normal per hour, sd 0.15): a SIMULATION of
   scale, not data. A child process then prepares the stream (every station's hourly inputs written,
   one station in memory at a time) and runs K training steps of the network model at default
-  settings through the custom loop, reporting prepare seconds, training windows/s and its peak RSS.
+  settings through the custom loop, reporting prepare seconds, training windows/s and its peak RSS;
+  the model (K steps trained: a speed figure, not a skill one) is saved and `aqi forecast --station
+  all` timed with it, process start included.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from aqi.model import build_model
 from aqi.network import NetworkPm25
 from aqi.store import stations
 from aqi.train_network import prepare
+from aqi.trained import NETWORK, TrainedModel
 d, steps = Path(sys.argv[1]), int(sys.argv[2])
 names = stations(d)
 t0 = time.perf_counter()
@@ -54,6 +57,8 @@ with tempfile.TemporaryDirectory(dir=d) as work:
     for _ in range(steps):
         loop.train_step(next(ds))
     t3 = time.perf_counter()
+    info = data.describe() | {"kind": "network", "trained_steps": steps}
+    TrainedModel(NETWORK, model, cfg, data.scaler, data.dates, data.timezone, std, info).save(d)
 print(json.dumps({
     "stations": len(names), "train_windows": data.n_train, "prepare_s": round(t1 - t0, 1),
     "windows_per_s": round(steps * cfg.train.batch_size / (t3 - t2)),
@@ -82,6 +87,18 @@ def synthetic_store(real: Path, out: Path, n: int, seed: int = 0) -> None:
     write_manifest(out, new)
 
 
+def forecast_all(data_dir: Path) -> dict:
+    """`aqi forecast --station all` with the network model just saved: one batched call."""
+    at = ["--at", "2017-02-26T12:00"]
+    cmd = [sys.executable, "-m", "aqi", "--data-dir", str(data_dir), "forecast", "--station", "all"]
+    started = time.perf_counter()
+    proc = subprocess.run([*cmd, "--format", "json", *at], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"bench_network: forecast failed: {proc.stderr[-800:]}")
+    return {"forecast_all_s": round(wall, 2), "forecasts": len(json.loads(proc.stdout))}
+
+
 def main(argv: list[str]) -> None:
     real, out_path = Path(argv[0]), Path(argv[1])
     rest, steps = argv[2:], 200
@@ -102,6 +119,7 @@ def main(argv: list[str]) -> None:
             if child.returncode:
                 raise SystemExit(f"bench_network: {n} stations failed: {child.stderr[-800:]}")
             row = json.loads(child.stdout.strip().splitlines()[-1]) | {"store_s": round(made, 1)}
+            row |= forecast_all(Path(tmp))
         row["simulated"] = max(0, n - 12)
         rows.append(row)
         print(json.dumps(row))

@@ -1,7 +1,8 @@
 """The network model against per-station models, per horizon, on the same (origin, horizon) pairs.
 
 Usage: compare_network.py DATA_DIR OWN_DIR SPLIT [OUT.json] [--stations A,B]
-  DATA_DIR holds the store and models/_network; OWN_DIR a data folder whose models/<station> are the
+  DATA_DIR holds the store and models/_network (and, if fine-tuned, models/<station>, which are
+  scored in the network's place); OWN_DIR a data folder whose models/<station> are the
   per-station models (trained with the same standard). SPLIT is val or test. Each station is scored on
   the origins both models have; the table is the mean over stations of MAE (µg/m³) and of the published
   level's accuracy, with persistence on the same pairs.
@@ -17,7 +18,7 @@ import numpy as np
 
 from aqi import metrics
 from aqi.levels import level
-from aqi.resolve import bind, covered, load_network
+from aqi.resolve import covered, load, load_network
 from aqi.store import read_station
 from aqi.trained import TrainedModel, load_from
 
@@ -29,10 +30,10 @@ def published_level(tm: TrainedModel, pred):
     return out[0] if out is not None else level(pred.point, tm.standard)
 
 
-def score_station(data_dir: Path, own_dir: Path, network: TrainedModel, st: str, split: str) -> dict:
+def score_station(data_dir: Path, own_dir: Path, st: str, split: str) -> dict:
     df = read_station(data_dir, st)
     own = load_from(own_dir / "models" / st, st)
-    net = bind(network, data_dir, st)
+    net = load(data_dir, st)  # its model in DATA_DIR (fine-tuned), else the network model
     wo, wn = own.windows(df).part(split), net.windows(df).part(split)
     common = wo.origin.intersection(wn.origin)
     io, inet = wo.origin.get_indexer(common), wn.origin.get_indexer(common)
@@ -59,7 +60,7 @@ def main(argv: list[str]) -> None:
     names = covered(network)
     if "--stations" in argv:
         names = argv[argv.index("--stations") + 1].split(",")
-    per = {st: score_station(data_dir, own_dir, network, st, split) for st in names}
+    per = {st: score_station(data_dir, own_dir, st, split) for st in names}
     mean = {
         m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
         for m in per[names[0]]

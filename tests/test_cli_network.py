@@ -125,3 +125,14 @@ def test_forecast_all_is_one_batch_equal_to_each_station_alone(network_store):
     }
     alone = json.loads(invoke(network_store, "forecast", "--station", "B", *at).output)[0]
     assert alone == batch["B"] and alone["issued_at"].startswith("2016-04-15T08:00")
+
+
+def test_finetune_starts_from_the_network_model(network_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    r = invoke(d, "train", "--station", "B", "--finetune", "-q", *TINY)
+    assert r.exit_code == 0, r.output
+    out = json.loads(invoke(d, "forecast", "--station", "B", "--format", "json").output)[0]
+    assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
+    r = invoke(d, "train", "--station", "D", "--finetune", "-q", *TINY)
+    assert r.exit_code == 2 and "was not trained on D" in r.output

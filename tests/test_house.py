@@ -25,6 +25,7 @@ LAYERS = [
     {"loop", "trained", "lbfgs"},
     {"job", "resolve"},
     {"train"},
+    {"finetune"},
     {"train_network"},
     {"evaluate", "forecast"},
     {"cli"},

@@ -96,3 +96,23 @@ def test_pooled_moments_equal_one_scaler_over_the_rows_together():
     col = a.features.index("pm25")
     rows = np.concatenate([a.train_rows()[:, col], b.train_rows()[:, col]])
     assert np.isclose(pooled.mean[col], rows.mean()) and np.isclose(pooled.std[col], rows.std())
+
+
+def test_a_detached_level_head_leaves_the_body_to_the_point_forecast():
+    """detach_level: the exceedance outputs send no gradient into the shared body; attached they
+    do (the check can fail)."""
+    import tensorflow as tf
+
+    from aqi.model import build_model
+    from conftest import tiny_config
+
+    x = tf.random.normal((8, 24, 5), seed=0)
+    grads = {}
+    for detach in (True, False):
+        cfg = tiny_config().replace(model={"head": "level", "detach_level": detach})
+        model = build_model(cfg, 5, (40.0, 30.0))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x)[..., 1:])  # the exceedance probabilities only
+        kernel = model.get_layer("dense_0").kernel
+        grads[detach] = float(tf.reduce_sum(tf.abs(tape.gradient(loss, kernel))))
+    assert grads[True] == 0.0 and grads[False] > 0.0
