@@ -234,10 +234,11 @@ SECTIONS = {
 
 def network_defaults() -> Config:
     """A network model's defaults where they differ, chosen on validation (README): 12x the windows
-    per epoch, so 2 epochs (the best was the first of 2 or 4 in every run), a larger batch."""
+    per epoch, so 2 epochs (the best was the first of 2 or 4 in every run), a larger batch; wider
+    and far more dropout (val MAE 40.4 vs 42.1 at 256 units, dropout 0.3)."""
     return Config().replace(
         train={"epochs": 2, "batch_size": 1024, "lr": 5e-4, "patience": 1},
-        model={"detach_level": True},
+        model={"detach_level": True, "hidden": 512, "dropout": 0.6},
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from conftest import TZ, series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aqi.config import NetworkConfig, WindowConfig
 from aqi.network import NetworkPm25, extra_columns, neighbours
 from aqi.windows import Moments, build_windows, hourly
-from conftest import TZ, series
 
 HOURS = 24 * 40
 DATES = {"train_end": "2016-01-25 23:00", "val_end": "2016-02-01 23:00", "test_end": "2016-02-09 23:00"}
@@ -102,9 +102,9 @@ def test_a_detached_level_head_leaves_the_body_to_the_point_forecast():
     """detach_level: the exceedance outputs send no gradient into the shared body; attached they
     do (the check can fail)."""
     import tensorflow as tf
+    from conftest import tiny_config
 
     from aqi.model import build_model
-    from conftest import tiny_config
 
     x = tf.random.normal((8, 24, 5), seed=0)
     grads = {}
