@@ -177,3 +177,39 @@ def two_models(cfg):
     b = build_model(cfg, F, (40.0, 30.0))
     b.set_weights(a.get_weights())
     return a, b
+
+
+# A network of stations: `aqi train` options of a tiny network model, and a store + model built once.
+NETWORK_DATES = {
+    "train_end": "2016-03-20 23:00",
+    "val_end": "2016-04-09 23:00",
+    "test_end": "2016-04-29 23:00",
+}
+NETWORK_TINY = [
+    *("--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--batch-size", "64"),
+    *("--horizon", "6", "--device", "cpu"),
+    *(x for k, v in NETWORK_DATES.items() for x in (f"--{k.replace('_', '-')}", v)),
+]
+
+
+@pytest.fixture(scope="session")
+def network_store(tmp_path_factory):
+    """Three learnable stations (B follows A with noise, C its own) and a fourth, D, kept out of
+    training for the cold start; the network model trained on A, B, C."""
+    from aqi.ingest import ingest
+
+    d = tmp_path_factory.mktemp("network")
+    a = learnable_frame("A", seed=0)
+    b = learnable_frame("B", seed=0)
+    b["PM2.5"] = (b["PM2.5"] * 1.1 + np.random.default_rng(1).normal(0, 3, len(b))).clip(1).round(1)
+    frames = [a, b, learnable_frame("C", seed=2), learnable_frame("D", seed=3)]
+    ingest([write_csv(f, d / "raw" / f"{f['station'][0]}.csv") for f in frames], d / "data")
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+
+    args = ["--data-dir", str(d / "data"), "train", "--station", "A,B,C", "-q", *NETWORK_TINY]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "network model of 3 stations" in r.output
+    return d / "data"

@@ -7,37 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
-from conftest import learnable_frame, tree_digest, write_csv
+from conftest import NETWORK_TINY, tree_digest
 from typer.testing import CliRunner
 
 from aqi.cli import app
 
 runner = CliRunner()
-TINY = [
-    *("--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--batch-size", "64"),
-    *("--horizon", "6", "--device", "cpu", "--train-end", "2016-03-20 23:00"),
-    *("--val-end", "2016-04-09 23:00", "--test-end", "2016-04-29 23:00"),
-]
-
-
-@pytest.fixture(scope="module")
-def network_store(tmp_path_factory):
-    """Three learnable stations (B follows A with noise, C its own) and a fourth, D, kept out of
-    training for the cold start; the network model trained on A, B, C."""
-    from aqi.ingest import ingest
-
-    d = tmp_path_factory.mktemp("network")
-    a = learnable_frame("A", seed=0)
-    b = learnable_frame("B", seed=0)
-    b["PM2.5"] = (b["PM2.5"] * 1.1 + np.random.default_rng(1).normal(0, 3, len(b))).clip(1).round(1)
-    frames = [a, b, learnable_frame("C", seed=2), learnable_frame("D", seed=3)]
-    ingest([write_csv(f, d / "raw" / f"{f['station'][0]}.csv") for f in frames], d / "data")
-    r = invoke(d / "data", "train", "--station", "A,B,C", "-q", *TINY)
-    assert r.exit_code == 0, r.output
-    assert "network model of 3 stations" in r.output
-    return d / "data"
+TINY = NETWORK_TINY
 
 
 def invoke(data, *args):

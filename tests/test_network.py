@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from conftest import TZ, series
+from conftest import NETWORK_DATES, TZ, series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,3 +116,29 @@ def test_a_detached_level_head_leaves_the_body_to_the_point_forecast():
         kernel = model.get_layer("dense_0").kernel
         grads[detach] = float(tf.reduce_sum(tf.abs(tape.gradient(loss, kernel))))
     assert grads[True] == 0.0 and grads[False] > 0.0
+
+
+def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_path):
+    """One epoch of the tf.data stream: each station's train windows exactly once (by target rows
+    and window sums), shuffled across stations, the scaled inputs equal to the station's own."""
+    from aqi.config import network_defaults
+    from aqi.network import NetworkPm25
+    from aqi.resolve import bind, load_network
+    from aqi.store import read_station
+    from aqi.train_network import prepare
+
+    cfg = network_defaults().replace(window={"horizon": 6, **NETWORK_DATES})
+    names = ["A", "B", "C"]
+    cfg, data = prepare(network_store, names, cfg, NetworkPm25.read(network_store, names), tmp_path)
+    seen = [(x.numpy(), y.numpy()) for x, y in data.train_ds(64, seed=0)]
+    x, y = np.concatenate([s[0] for s in seen]), np.concatenate([s[1] for s in seen])
+    parts = [f.part("train") for f in data.files]
+    want_x = np.concatenate([p[0] for p in parts])
+    assert len(x) == data.n_train == len(want_x)
+    key = lambda a: np.sort(np.nansum(a.reshape(len(a), -1), axis=1))  # noqa: E731
+    np.testing.assert_allclose(key(x), key(want_x), rtol=1e-5)
+    np.testing.assert_allclose(key(y), key(np.concatenate([p[1] for p in parts])), rtol=1e-6)
+    first = seen[0][0][:, -1, -1]  # the station rows of the first batch: mixed, not one station
+    assert len(set(first.round().astype(int))) > 1
+    own = bind(load_network(network_store), network_store, "B").windows(read_station(network_store, "B"))
+    np.testing.assert_allclose(parts[1][0], own.part("train").x, rtol=1e-5, atol=1e-6)
