@@ -151,12 +151,13 @@ def named_models(items: list[str]) -> dict[str, Path]:
 
 def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_dir: Path):
     """(N, H) point forecasts of the model in root/<station> (else of the network model in
-    root/_network) on exactly the test windows' origins."""
-    own, network = Path(root) / station, Path(root) / NETWORK
-    if not live_folder(own) and live_folder(network):
+    root/_network, or in root itself when it is models/_network) on the test windows' origins."""
+    root = Path(root)
+    network = root if root.name == NETWORK else root / NETWORK
+    if root.name == NETWORK or (not live_folder(root / station) and live_folder(network)):
         other = bind(load_from(network, NETWORK), data_dir, station)
     else:
-        other = load_from(own, station)
+        other = load_from(root / station, station)
     mine = (test.dates, test.y.shape[1])
     if (other.split, other.config.window.horizon) != mine:
         raise AqiError(

@@ -58,6 +58,20 @@ def test_own_model_wins_over_the_network_model(network_store, tmp_path):
     assert invoke(d, "train", "--station", "A", "-q", *TINY).exit_code == 0
     out = json.loads(invoke(d, "forecast", "--station", "A", "--format", "json").output)[0]
     assert out["model"]["kind"] == "station"
+    r = invoke(
+        d,
+        "evaluate",
+        "--station",
+        "A",
+        "--model",
+        f"net={d / 'models' / '_network'}",
+        "--format",
+        "json",
+    )
+    assert r.exit_code == 0, r.output
+    methods = json.loads((d / "reports/evaluate/A/metrics.json").read_text())["methods"]
+    assert {"model", "net", "gbm"} <= set(methods)  # its own model, the network model beside it
+    assert methods["model"]["mae"] != methods["net"]["mae"]
 
 
 @pytest.mark.parametrize(
