@@ -3,8 +3,8 @@
 A bound network model is an ordinary `TrainedModel` for that station: its windows carry the
 network's inputs (`network.extra_columns`) and its station's embedding row, so forecast, evaluate and
 the scripts use it exactly as a one-station model. A station the network model never saw gets the
-'unknown' row, and neighbours and a scaler from its last COLD_DAYS days before the test split
-(cold start).
+'unknown' row, neighbours chosen on its last COLD_DAYS days before the test split and the
+network's pooled scaler (cold start).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pandas as pd
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, model_dir, network_dir
 from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
-from aqi.store import has_station, read_station, station_timezone
+from aqi.store import has_station, station_timezone
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
-from aqi.windows import Moments, Scaler, hourly
+from aqi.windows import Scaler
 
 COLD_DAYS = 30  # days of a new station's history its neighbours are chosen on
 COLD_OVERLAP = 24 * 7  # hours it must share with a neighbour in them
@@ -75,22 +75,20 @@ def bind(tm: TrainedModel, data_dir: Path, station: str, net: NetworkPm25 | None
 
 
 def _cold_start(tm: TrainedModel, net: NetworkPm25, data_dir: Path, station: str, tz: str):
-    """(neighbours, scaler) of a station the model never saw, from its last COLD_DAYS days of
-    history before the test split."""
+    """(neighbours, scaler) of a station the model never saw: neighbours from its last COLD_DAYS
+    days before the test split, the network's pooled scaler (its typical station): 30 days of one
+    season are no estimate of a station's yearly PM2.5 spread."""
     end = tm.split.val_end.tz_convert("UTC")
     start = end - pd.Timedelta(days=COLD_DAYS)
     among = set(covered(tm))
     near = neighbours(net, start, end, tm.config.network.neighbours, among, COLD_OVERLAP)[station]
-    cfg = tm.config
-    extra = extra_columns(net, station, near, UNKNOWN, cfg.network, cfg.window.max_gap)
-    h = hourly(read_station(data_dir, station), cfg.window, tz, tm.split, extra)
-    recent = h.feats[(h.times > start) & (h.times <= end)]
-    if np.isfinite(recent[:, h.features.index("pm25")]).sum() < COLD_OVERLAP:
+    recent = net.column(station)[(net.times > start) & (net.times <= end)]
+    if np.isfinite(recent).sum() < COLD_OVERLAP:
         raise AqiError(
             f"station {station}: the network model never saw it and it has under {COLD_OVERLAP} "
-            f"hours of PM2.5 in the {COLD_DAYS} days before {end:%Y-%m-%d}; too little to scale it"
+            f"hours of PM2.5 in the {COLD_DAYS} days before {end:%Y-%m-%d}; too little to start"
         )
-    return near, Moments(h.features).add(recent).scaler()
+    return near, tm.scaler
 
 
 def forecastable(data_dir: Path) -> list[str]:
