@@ -22,7 +22,7 @@ from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
 from aqi.network import NetworkPm25
-from aqi.resolve import bind, covered, forecastable, load, load_network
+from aqi.resolve import bind, forecastable, load, load_network, needed
 from aqi.shards import pick
 from aqi.store import load_manifest, read_station, stations
 from aqi.trained import MODEL_FILE, Prediction, trained_stations
@@ -48,15 +48,16 @@ def network_forecasts(
     (recent hours only), one forward pass for every station's window."""
     if not names:
         return [], []
-    tm = load_network(data_dir)
-    since = _history_start(tm, at, data_dir)
-    net = NetworkPm25.read(data_dir, sorted(set(covered(tm)) | set(names)), since)
+    tm, manifest = load_network(data_dir), load_manifest(data_dir)["stations"]
+    since = _history_start(tm, at, manifest)
+    frames = {st: read_station(data_dir, st, since) for st in needed(tm, data_dir, names)}
+    net = NetworkPm25.from_frames(frames)  # each partition read once, for both uses
     ready, failed = [], []
     for name in names:
         try:
-            bound = bind(tm, data_dir, name, net)
+            bound = bind(tm, data_dir, name, net, manifest[name]["timezone"])
             when = _parse_at(at, bound.timezone) if at else None
-            x, origin, _ = bound.window_at(read_station(data_dir, name, since), when)
+            x, origin, _ = bound.window_at(frames[name], when)
             ready.append((bound, origin, x))
         except AqiError as e:
             failed.append(f"{name}: {e}")
@@ -69,14 +70,14 @@ def network_forecasts(
     return results, failed
 
 
-def _history_start(tm, at: str | None, data_dir: Path) -> pd.Timestamp:
+def _history_start(tm, at: str | None, manifest: dict) -> pd.Timestamp:
     """The first hour a network forecast reads (UTC): its window and the week of daily means
     before it, back from `at` or from the store's last hour."""
     w, days = tm.config.window, tm.config.network.days
     if at:
         end = _parse_at(at, tm.timezone).tz_convert("UTC")
     else:
-        end = max(pd.Timestamp(m["last_time"]) for m in load_manifest(data_dir)["stations"].values())
+        end = max(pd.Timestamp(m["last_time"]) for m in manifest.values())
     return end - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.max_gap)
 
 

@@ -47,31 +47,41 @@ class NetworkPm25:
     @classmethod
     def read(cls, data_dir: Path, names: list[str], since: pd.Timestamp | None = None):
         """The stations' PM2.5 (from `since`, UTC, when given: a forecast needs a week only)."""
-        series = {}
         when = [("time", ">=", since.to_pydatetime())] if since is not None else None
+        frames = {}
         for st in names:
             path = partition_path(data_dir, st)
             if not path.exists():
                 raise AqiError(f"station {st!r}: not in {path.parent.parent}; ingest it first")
-            t = pq.read_table(path, columns=["time", "pm25"], filters=when).to_pandas()
-            if t.empty:
+            frames[st] = pq.read_table(path, columns=["time", "pm25"], filters=when).to_pandas()
+            if frames[st].empty:
                 raise AqiError(f"station {st!r}: no rows in {path} after {since}")
-            series[st] = pd.Series(t["pm25"].to_numpy(np.float32), pd.DatetimeIndex(t["time"]))
-        first = min(s.index.min() for s in series.values())
-        last = max(s.index.max() for s in series.values())
+        return cls.from_frames(frames)
+
+    @classmethod
+    def from_frames(cls, frames: dict[str, pd.DataFrame]) -> NetworkPm25:
+        """From store-shaped frames (`time` UTC, `pm25` µg/m³) of the stations, in their order."""
+        first = min(f["time"].min() for f in frames.values())
+        last = max(f["time"].max() for f in frames.values())
         times = pd.date_range(first, last, freq="h", name="time")
-        values = np.full((len(times), len(names)), np.nan, np.float32)
-        for j, st in enumerate(names):
-            s = series[st]
-            values[times.get_indexer(s.index), j] = np.log1p(np.clip(s.to_numpy(), 0, None))
+        values = np.full((len(times), len(frames)), np.nan, np.float32)
+        for j, f in enumerate(frames.values()):
+            pm = np.log1p(np.clip(f["pm25"].to_numpy(np.float32), 0, None))
+            values[times.get_indexer(pd.DatetimeIndex(f["time"])), j] = pm
         seen = np.isfinite(values)
         total = np.where(seen, values, 0.0).sum(1, dtype=np.float32)
-        return cls(values, times, tuple(names), total, seen.sum(1).astype(np.float32))
+        return cls(values, times, tuple(frames), total, seen.sum(1).astype(np.float32))
 
     def column(self, station: str) -> np.ndarray:
-        if station not in self.names:
+        j = self._position().get(station)
+        if j is None:
             raise AqiError(f"station {station!r}: not among the network's stations")
-        return self.values[:, self.names.index(station)]
+        return self.values[:, j]
+
+    def _position(self) -> dict[str, int]:
+        if "_pos" not in self.__dict__:  # frozen: set once, bypassing __setattr__
+            object.__setattr__(self, "_pos", {n: j for j, n in enumerate(self.names)})
+        return self.__dict__["_pos"]
 
 
 def neighbours(
@@ -113,24 +123,28 @@ def extra_columns(
     """(T, C) float32 extra inputs of `station` on the network's UTC grid (see the module doc);
     the caller reindexes them onto the station's own grid. `scale` is its PM2.5 (mean, std),
     µg/m³; left NaN, `with_scale` fills it in once the station's scaler is fitted."""
-    out = pd.DataFrame(index=net.times)
+    out, t = {}, len(net.times)
     for k in range(cfg.neighbours):
         name = neighbours_of[k] if k < len(neighbours_of) else None
-        col = pd.Series(net.column(name) if name else np.nan, index=net.times, dtype=np.float32)
-        out[f"log_nb{k + 1}"] = col.ffill(limit=max_gap)
-        out[f"miss_nb{k + 1}"] = out[f"log_nb{k + 1}"].isna().astype(np.float32)
-    own = pd.Series(net.column(station), index=net.times)
+        col = _ffill(net.column(name) if name else np.full(t, np.nan, np.float32), max_gap)
+        out[f"log_nb{k + 1}"], out[f"miss_nb{k + 1}"] = col, np.isnan(col)
+    own = net.column(station)
     if cfg.network_mean:  # the mean of every other station's log PM2.5 at the hour
-        mine = np.isfinite(own.to_numpy())
+        mine = np.isfinite(own)
         rest = net.count - mine
         mean = (net.total - np.where(mine, own, 0.0)) / np.where(rest > 0, rest, np.nan)
-        out["log_net"] = pd.Series(mean, index=net.times).ffill(limit=max_gap)
-    daily = own.rolling(24, min_periods=12).mean()  # the 24 h ending at each hour
+        out["log_net"] = _ffill(mean, max_gap)
+    daily = pd.Series(own).rolling(24, min_periods=12).mean()  # the 24 h ending at each hour
     for d in range(1, cfg.days + 1):
-        out[f"log_day{d}"] = daily.shift(24 * d)
+        out[f"log_day{d}"] = daily.shift(24 * d).to_numpy()
     for col, value in zip(STATION_COLUMNS, (*scale, index), strict=True):
-        out[col] = np.float32(value)
-    return out.astype(np.float32)
+        out[col] = np.full(t, value)
+    return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in out.items()}, index=net.times)
+
+
+def _ffill(v: np.ndarray, limit: int) -> np.ndarray:
+    """Forward-fill NaN gaps of at most `limit` steps (pandas' rule, on a plain array)."""
+    return pd.Series(v).ffill(limit=limit).to_numpy()
 
 
 def with_scale(h: Hourly, scaler: Scaler) -> Hourly:

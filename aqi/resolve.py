@@ -48,9 +48,32 @@ def covered(tm: TrainedModel) -> list[str]:
     return list(tm.info["data"]["stations"])
 
 
-def bind(tm: TrainedModel, data_dir: Path, station: str, net: NetworkPm25 | None = None):
-    """The network model `tm` as the model of `station` (one it covers, or a new one); `net`, the
-    network's PM2.5 if already read (with the station among it)."""
+def bind(tm: TrainedModel, data_dir: Path, station: str, net=None, timezone: str | None = None):
+    """The network model `tm` as the model of `station` (one it covers, or a new one). A caller
+    binding many stations reads `net` once (`read_network`) and passes each one's `timezone`."""
+    known = covered(tm)
+    net = net if net is not None else read_network(tm, data_dir, [station])
+    tz = timezone or station_timezone(data_dir, station)
+    cfg = tm.config
+    if station in known:
+        index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
+        scaler = Scaler.from_dict(tm.info["data"]["scalers"][station])
+    else:
+        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, station)
+    extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
+    kind = tm.info.get("kind", "network")
+    info = tm.info | {"kind": kind, "neighbours": near, "covered": station in known}
+    return dataclasses.replace(tm, station=station, timezone=tz, scaler=scaler, extra=extra, info=info)
+
+
+def read_network(tm: TrainedModel, data_dir: Path, names: list[str], since=None) -> NetworkPm25:
+    """The PM2.5 of every station `tm` covers and of `names` (from `since`, UTC)."""
+    return NetworkPm25.read(data_dir, needed(tm, data_dir, names), since)
+
+
+def needed(tm: TrainedModel, data_dir: Path, names: list[str]) -> list[str]:
+    """The stations a network forecast of `names` reads: those `tm` covers, then `names`;
+    AqiError when the store lacks one of them."""
     known = covered(tm)
     absent = [s for s in known if not has_station(data_dir, s)]
     if absent:
@@ -58,23 +81,13 @@ def bind(tm: TrainedModel, data_dir: Path, station: str, net: NetworkPm25 | None
             f"{tm.path}: the network model needs station(s) {', '.join(absent[:5])}, which the "
             f"store does not hold; ingest them or retrain with `aqi train --station all`"
         )
-    if not has_station(data_dir, station):
-        raise AqiError(f"unknown station {station!r}: not in {Path(data_dir) / 'store'}")
-    if net is None or station not in net.names:
-        net = NetworkPm25.read(data_dir, known + ([] if station in known else [station]))
-    cfg, tz = tm.config, station_timezone(data_dir, station)
-    if station in known:
-        index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
-        scaler = Scaler.from_dict(tm.info["data"]["scalers"][station])
-    else:
-        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, data_dir, station, tz)
-    extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
-    kind = tm.info.get("kind", "network")
-    info = tm.info | {"kind": kind, "neighbours": near, "covered": station in known}
-    return dataclasses.replace(tm, station=station, timezone=tz, scaler=scaler, extra=extra, info=info)
+    for st in names:
+        if not has_station(data_dir, st):
+            raise AqiError(f"unknown station {st!r}: not in {Path(data_dir) / 'store'}")
+    return known + sorted(set(names) - set(known))
 
 
-def _cold_start(tm: TrainedModel, net: NetworkPm25, data_dir: Path, station: str, tz: str):
+def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str):
     """(neighbours, scaler) of a station the model never saw: neighbours from its last COLD_DAYS
     days before the test split, the network's pooled scaler (its typical station): 30 days of one
     season are no estimate of a station's yearly PM2.5 spread."""

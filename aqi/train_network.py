@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aqi import shards
 from aqi.config import AqiError, Config, network_defaults, validate
 from aqi.datadir import check_station, exclusive, network_dir
 from aqi.devices import select_strategy
@@ -93,13 +92,11 @@ def train_command(
     )
     if not names:
         raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
-    if per_station or shard:
+    if per_station or shard:  # one model each; shards split 'all' between jobs
         cfg = Config().with_fields(**fields)
-        return [
-            m
-            for n in shards.pick(names, shard)
-            for m in train_stations(data_dir, n, cfg, **_kw(opts, None))
-        ]
+        if station == "all":
+            return train_stations(data_dir, "all", cfg, **_kw(opts, shard))
+        return [m for n in names for m in train_stations(data_dir, n, cfg, **_kw(opts, None))]
     return [train_network(data_dir, names, network_defaults().with_fields(**fields), opts)]
 
 

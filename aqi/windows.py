@@ -93,27 +93,28 @@ def complete_grid(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
-    """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only."""
+    """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only. Built
+    as columns of one dict: a forecast of 1,000 stations builds 1,000 of these frames."""
     filled = grid[list(MEASURED)].ffill(limit=max_gap)
-    f = pd.DataFrame(index=grid.index)
+    f = {}
     for c in PLAIN_COLS:
-        f[c] = np.log1p(filled[c].clip(lower=0)) if c in LOG_COLS else filled[c]
-    f["log_pm25"] = np.log1p(filled["pm25"].clip(lower=0))
-    rad = np.deg2rad(grid["wd_deg"].ffill(limit=max_gap))
-    f["wd_sin"], f["wd_cos"] = np.sin(rad).fillna(0.0), np.cos(rad).fillna(0.0)  # calm → (0, 0)
+        v = filled[c].to_numpy(np.float64)
+        f[c] = np.log1p(np.clip(v, 0, None)) if c in LOG_COLS else v
+    f["log_pm25"] = np.log1p(np.clip(filled["pm25"].to_numpy(np.float64), 0, None))
+    rad = np.deg2rad(grid["wd_deg"].ffill(limit=max_gap).to_numpy(np.float64))
+    f["wd_sin"] = np.nan_to_num(np.sin(rad))  # calm (missing) → (0, 0)
+    f["wd_cos"] = np.nan_to_num(np.cos(rad))
     local = grid.index.tz_convert(tz)
     for name, v, period in [
         ("hour", local.hour, 24),
         ("dow", local.dayofweek, 7),
         ("month", local.month - 1, 12),
     ]:
-        f[f"{name}_sin"], f[f"{name}_cos"] = (
-            np.sin(2 * np.pi * v / period),
-            np.cos(2 * np.pi * v / period),
-        )
+        f[f"{name}_sin"] = np.sin(2 * np.pi * np.asarray(v) / period)
+        f[f"{name}_cos"] = np.cos(2 * np.pi * np.asarray(v) / period)
     for c in INDICATED:
-        f[f"miss_{c}"] = grid[c].isna().astype(np.float32)  # the raw hour was missing (filled or not)
-    return f.astype(np.float32)
+        f[f"miss_{c}"] = grid[c].isna().to_numpy()  # the raw hour was missing (filled or not)
+    return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in f.items()}, index=grid.index)
 
 
 class Moments:
