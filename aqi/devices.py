@@ -81,6 +81,21 @@ def _logical_cpus(n: str, device: str):
     return tf.distribute.MirroredStrategy(names), f"{count} logical CPUs (MirroredStrategy)"
 
 
+def is_chief() -> bool:
+    """Whether this process writes models, checkpoints and reports: always without TF_CONFIG; in a
+    cluster, the 'chief' task, or worker 0 when there is none (TensorFlow's own convention)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return True
+    try:
+        cluster = json.loads(raw)
+        kind, index = cluster["task"]["type"], int(cluster["task"].get("index", 0))
+        has_chief = "chief" in cluster["cluster"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise AqiError(f"TF_CONFIG: not a valid cluster description ({e})") from None
+    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
 def _multi_worker():
     try:
         cluster = json.loads(os.environ["TF_CONFIG"])

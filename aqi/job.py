@@ -39,6 +39,7 @@ class RunOptions:
     tensorboard: Path | None = None  # folder for TensorBoard scalars, one run per member
     resume: bool = False  # continue from the last epoch checkpoint
     echo: Callable[[str], None] = print  # one-line messages
+    resume_from: Path | None = None  # checkpoints to resume from, when not the ones it writes
 
 
 class Job:
@@ -102,7 +103,10 @@ class Job:
         if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
-        start = resume_from(ckpt, manager, self.opts.echo) if self.opts.resume else 0
+        source = manager  # a worker other than the chief resumes from the chief's checkpoints
+        if self.opts.resume and self.opts.resume_from:
+            source = tf.train.CheckpointManager(ckpt, self.opts.resume_from / f"member-{k}", 2)
+        start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
         if bool(ckpt.done.numpy()):
             return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
         train_ds = distribute(self.strategy, self.data.train_ds(t.batch_size, t.seed + k))

@@ -6,6 +6,7 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from aqi import shards
 from aqi.config import AqiError, Config, validate
 from aqi.datadir import exclusive, model_dir
-from aqi.devices import select_strategy
+from aqi.devices import is_chief, select_strategy
 from aqi.job import VAL_BATCH, Job, RunOptions
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard, dataset
@@ -41,22 +42,30 @@ def train_station(
     if tensorboard:
         check_tensorboard(tensorboard)
     df = read_station(data_dir, station)  # an unknown station fails before anything is made
+    if not is_chief():  # trains in step with the chief; writes to a scratch folder it removes
+        with tempfile.TemporaryDirectory(prefix="aqi-worker-") as scratch:
+            echo(f"{station}: not the chief worker; writing to {scratch} (removed at the end)")
+            chief_ckpt = model_dir(data_dir, station) / "ckpt"
+            opts = RunOptions(quiet, None, resume, echo, resume_from=chief_ckpt)
+            return _train_locked(data_dir, station, cfg, df, opts, out=Path(scratch))
     busy = f"station {station}: another `aqi train` is writing this model"
     with exclusive(model_dir(data_dir, station), TRAIN_LOCK, busy):
         return _train_locked(data_dir, station, cfg, df, RunOptions(quiet, tensorboard, resume, echo))
 
 
-def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts: RunOptions) -> dict:
+def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out=None) -> dict:
+    """Train and save; `out` (default `data_dir`) is the data folder written to."""
+    out = out or data_dir
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
     w = build_windows(df, cfg.window, tz)
     data = WindowData(w.part("train"), w.part("val"), w)
-    job = Job(cfg, data, strategy, std, model_dir(data_dir, station) / "ckpt", opts)
+    job = Job(cfg, data, strategy, std, model_dir(out, station) / "ckpt", opts)
     model, info = job.run(station, device)
     resolved = cfg.replace(window=w.dates.to_dict())
-    saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(data_dir)
+    saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(out)
     return saved.meta()
 
 

@@ -93,3 +93,53 @@ def test_two_workers_train_like_one_process(tmp_path):
         mine, theirs, whole = a["seen"][step], b["seen"][step], one["seen"][step]
         assert len(mine) == len(theirs) == 8 and not set(mine) & set(theirs)
         np.testing.assert_allclose(sorted(mine + theirs), whole, rtol=1e-6)
+
+
+TRAIN = """
+import json, os, sys
+sys.path.insert(0, "tests")
+ports, index, data_dir, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+os.environ["TF_CONFIG"] = json.dumps({
+    "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+    "task": {"type": "worker", "index": index}})
+from conftest import tiny_config
+from aqi.train import train_station
+said = []
+meta = train_station(data_dir, "Synth", tiny_config(epochs=1), quiet=True, echo=said.append)
+json.dump({"said": said, "val": meta["validation"]["model"]["mae"]}, open(out, "w"))
+"""
+
+
+def test_only_the_chief_writes(synth_store, tmp_path):
+    """`aqi train` on two workers: both train in step, the chief (worker 0) alone writes the
+    model; the other writes to a scratch folder that is gone at the end."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_store, data, ignore=shutil.ignore_patterns("models"))
+    ports = free_ports(2)
+    outs = [tmp_path / f"t{i}.json" for i in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TRAIN, json.dumps(ports), str(i), str(data), str(o)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, o in enumerate(outs)
+    ]
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=150)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError("a worker did not finish in 150 s") from None
+        assert p.returncode == 0, err[-2000:]
+    chief, other = (json.loads(o.read_text()) for o in outs)
+    assert chief["val"] == other["val"]  # trained in step: the same model on both
+    versions = list((data / "models" / "Synth" / "versions").iterdir())
+    assert len(versions) == 1 and (data / "models" / "Synth" / "CURRENT").exists()
+    scratch = [line for line in other["said"] if "not the chief worker" in line]
+    assert scratch and not Path(scratch[0].split("writing to ")[1].split(" (")[0]).exists()
+    assert not any("not the chief" in line for line in chief["said"])
