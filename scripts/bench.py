@@ -8,6 +8,8 @@ Rows (written to DATA_DIR/reports/bench.json and printed):
                   with --quick
   train_network   `aqi train --station all`: the network model of all 12, wall, peak RSS, and its
                   ratio to the per-station row (≤ 1, ≤ 2 GiB); skipped with --quick
+  workers         samples/s of `aqi train` on 1 vs 2 local workers (MultiWorkerMirroredStrategy on
+                  127.0.0.1, scripts/launch_workers.py): on one 2-core host this is the overhead
   network_scale   scripts/bench_network.py: windows/s and peak RSS of network training for 12,
                   200 and 1,000 stations (the larger ones simulated from the 12); skipped with --quick
   forecast        `aqi forecast` one station / all, vs `import tensorflow` (≤ TF import + 1 s; ≤ 10 s)
@@ -147,10 +149,25 @@ def main() -> None:
         ("lbfgs", lambda: {"lbfgs": script_row("bench_lbfgs.py", bench_dir)}),
         ("evaluate", lambda: {"evaluate": bench_evaluate(bench_dir)}),
         ("network_scale", lambda: {} if args.quick else {"network_scale": network_scale(bench_dir)}),
+        ("workers", lambda: {"workers": bench_workers(bench_dir)}),
     ]
     for name, run in rows:
         if not only or name in only:
             report(out, run())  # written row by row: a later failure keeps the earlier figures
+
+
+def bench_workers(data_dir: Path) -> dict:
+    """samples/s of one station's training on 1 and 2 local workers (scripts/launch_workers.py)."""
+    out = {}
+    for n in (1, 2):
+        cmd = [sys.executable, str(ROOT / "scripts" / "launch_workers.py"), str(n), "--"]
+        cmd += ["--data-dir", str(data_dir), "train", "--station", STATION, "-q"]
+        subprocess.run(cmd + ["--members", "1", "--epochs", "2", "--patience", "5"], check=True)
+        live = (data_dir / "models" / STATION / "CURRENT").read_text().strip()
+        meta = json.loads((data_dir / "models" / STATION / "versions" / live / "meta.json").read_text())
+        out[f"{n}_workers_samples_per_s"] = meta["samples_per_s"]
+    ratio = out["2_workers_samples_per_s"] / out["1_workers_samples_per_s"]
+    return out | {"ratio": round(ratio, 2), "targets": "report (one host: overhead, not speed-up)"}
 
 
 def network_scale(data_dir: Path) -> dict:
