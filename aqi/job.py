@@ -22,13 +22,14 @@ from aqi import metrics
 from aqi.config import AqiError, Config
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, level
-from aqi.loop import Bar, History, Loop, distribute, fit, make_optimizer, resume_from
+from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer, resume_from
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.term import console
 from aqi.trained import as_prediction, publish
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
+EPOCH_SEEDS = 10_007  # member k's epoch e shuffles with seed (seed + k) * EPOCH_SEEDS + e
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,11 @@ class Job:
         with self.strategy.scope():
             optimizer = make_optimizer(t, self.steps)
             loop = Loop(model, optimizer, loss, self.strategy, val_loss=self.loss())
+            best = Best(model)
             ckpt = tf.train.Checkpoint(
-                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False)
-            )
+                model=model, optimizer=optimizer, epoch=tf.Variable(0), done=tf.Variable(False),
+                best=best,
+            )  # fmt: skip
         ckpt_dir = self.ckpt_root / f"member-{k}"
         if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
             shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -109,14 +112,18 @@ class Job:
         start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
         if bool(ckpt.done.numpy()):
             return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
-        train_ds = distribute(self.strategy, self.data.train_ds(t.batch_size, t.seed + k))
+        seed = (t.seed + k) * EPOCH_SEEDS
+
+        def train_ds(epoch: int):  # each epoch its own order, the same in a resumed run
+            return distribute(self.strategy, self.data.train_ds(t.batch_size, seed + epoch))
+
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
         on_epoch = self._on_epoch(ckpt, manager, k, loss)
         loss.anneal(self._tau_factor(start))
         with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
             bar.done = start
             n = self.data.n_train
-            hist = fit(loop, train_ds, self.val_ds, t, n, start, on_epoch, bar, self.score)
+            hist = fit(loop, train_ds, self.val_ds, t, n, start, on_epoch, bar, self.score, best)
         loss.anneal(1.0)  # whatever epoch early stopping ended at: later phases use the real tau
         ckpt.done.assign(True)
         manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights

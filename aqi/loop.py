@@ -97,9 +97,11 @@ def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Opt
 
 
 def dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int):
+    """Batches of (x, y), shuffled by `seed` alone (one order per seed: a trainer gives each
+    epoch its own seed, so epoch e has the same order in a resumed run)."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=False)
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
@@ -165,6 +167,27 @@ class Loop:
             m.reset_state()
 
 
+class Best(tf.Module):
+    """Early stopping's state (best validation loss, its epoch, its weights, epochs since), kept as
+    variables so that it is checkpointed with the model: a resumed run ends as an uninterrupted one."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.loss, self.epoch = tf.Variable(np.inf), tf.Variable(-1)
+        self.wait = tf.Variable(0)
+        self.weights = [tf.Variable(w, trainable=False) for w in model.get_weights()]
+
+    def update(self, model, loss: float, epoch: int) -> None:
+        if loss >= float(self.loss.numpy()) - 1e-7:
+            self.wait.assign_add(1)
+            return
+        self.loss.assign(loss)
+        self.epoch.assign(epoch)
+        self.wait.assign(0)
+        for v, w in zip(self.weights, model.get_weights(), strict=True):
+            v.assign(w)
+
+
 def fit(
     loop: Loop,
     train_ds,
@@ -175,15 +198,18 @@ def fit(
     on_epoch: Callable[[int, History], None] | None = None,
     bar=None,
     score: Callable[[keras.Model], tuple[float, float]] | None = None,
+    best: Best | None = None,
 ) -> History:
-    """Epochs of train_step over `train_ds`, test_step over `val_ds`; early stopping on validation
-    loss with the best weights restored. `score(model)` gives the epoch's validation (MAE µg/m³,
-    level accuracy) for the progress line. A non-finite loss raises NonFiniteLoss at once."""
-    hist, best, best_weights, wait, busy = History(), np.inf, None, 0, 0.0
+    """Epochs of train_step over `train_ds` (or `train_ds(epoch)`: each epoch's own order),
+    test_step over `val_ds`; early stopping on validation loss with the best weights restored.
+    `score(model)` gives the epoch's validation (MAE µg/m³, level accuracy) for the progress line.
+    A non-finite loss raises NonFiniteLoss at once."""
+    hist, busy = History(), 0.0
+    best = best or Best(loop.model)
     for epoch in range(start_epoch, t.epochs):
         loop.reset()
         started = time.perf_counter()
-        for batch in train_ds:
+        for batch in train_ds(epoch) if callable(train_ds) else train_ds:
             loss = float(loop.train_step(batch))
             if not np.isfinite(loss):
                 raise NonFiniteLoss(
@@ -200,22 +226,15 @@ def fit(
         mae, acc = score(loop.model) if score else (np.nan, np.nan)
         hist.val_mae.append(mae)
         hist.val_level_acc.append(acc)
-        if hist.val_loss[-1] < best - 1e-7:
-            best, best_weights, wait, hist.best_epoch = (
-                hist.val_loss[-1],
-                loop.model.get_weights(),
-                0,
-                epoch,
-            )
-        else:
-            wait += 1
+        best.update(loop.model, hist.val_loss[-1], epoch)
         hist.samples_per_s = n_train * (epoch + 1 - start_epoch) / max(busy, 1e-9)
         bar and bar.epoch(epoch, hist)
         on_epoch and on_epoch(epoch, hist)
-        if wait > t.patience:
+        if int(best.wait.numpy()) > t.patience:
             break
-    if t.restore_best and best_weights is not None:
-        loop.model.set_weights(best_weights)
+    hist.best_epoch = int(best.epoch.numpy())
+    if t.restore_best and hist.best_epoch >= 0:
+        loop.model.set_weights([v.numpy() for v in best.weights])
     return hist
 
 

@@ -10,7 +10,6 @@ of (L, F) windows).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,17 +67,17 @@ def stream(
     shuffle: bool,
     seed: int,
 ):
-    """tf.data.Dataset of (x (batch, L, F), y (batch, H)) over the `split` windows of `files`."""
+    """tf.data.Dataset of (x (batch, L, F), y (batch, H)) over the `split` windows of `files`, in
+    one order per `seed` (a trainer gives each epoch its own)."""
     with np.load(files[0].path) as d0:
         shape_x = (None, int(d0["lookback"]), d0["scaled"].shape[1])
         shape_y = (None, d0["y"].shape[1])
-    calls = itertools.count()  # a new order every epoch, the same sequence every run
 
     def chunks(i):
         d = files[int(i)].load()
         k = np.flatnonzero(d["part"] == PARTS.index(split))
         if shuffle:
-            k = np.random.default_rng([seed, int(i), next(calls)]).permutation(k)
+            k = np.random.default_rng([seed, int(i)]).permutation(k)
         for c in range(0, len(k), net.chunk):
             part = k[c : c + net.chunk]
             yield _windows(d, part), d["y"][part]
@@ -89,12 +88,12 @@ def stream(
     )
     ids = tf.data.Dataset.range(len(files))
     if shuffle:
-        ids = ids.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ids = ids.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
     ds = ids.interleave(
         lambda i: tf.data.Dataset.from_generator(chunks, args=(i,), output_signature=signature),
         cycle_length=max(1, min(net.cycle, len(files))),
         block_length=1,
     ).unbatch()
     if shuffle:
-        ds = ds.shuffle(net.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(net.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)

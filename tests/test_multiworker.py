@@ -143,3 +143,80 @@ def test_only_the_chief_writes(synth_store, tmp_path):
     scratch = [line for line in other["said"] if "not the chief worker" in line]
     assert scratch and not Path(scratch[0].split("writing to ")[1].split(" (")[0]).exists()
     assert not any("not the chief" in line for line in chief["said"])
+
+
+RESUMABLE = """
+import json, os, sys, time
+sys.path.insert(0, "tests")
+ports, index, data_dir, out, mode = json.loads(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
+os.environ["TF_CONFIG"] = json.dumps({
+    "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+    "task": {"type": "worker", "index": index}})
+from conftest import tiny_config
+from aqi.loop import Loop
+from aqi.train import train_station
+if mode == "slow":  # from epoch 2 on, slow enough for the test to kill a worker mid-epoch
+    real, steps = Loop.train_step, []
+    def slow(self, batch):
+        steps.append(1)
+        if len(steps) > 40:
+            time.sleep(0.05)
+        return real(self, batch)
+    Loop.train_step = slow
+cfg = tiny_config(epochs=3, patience=9)
+meta = train_station(data_dir, "Synth", cfg, quiet=True, resume=mode == "resume", echo=print)
+json.dump({"val": meta["validation"]["model"]["mae"], "epochs_run": meta["epochs_run"]}, open(out, "w"))
+"""
+
+
+def start(data: Path, ports: list[int], tmp: Path, mode: str, tag: str) -> list:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", RESUMABLE, json.dumps(ports), str(i), str(data)]
+            + [str(tmp / f"{tag}{i}.json"), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
+
+
+def finish(procs: list, seconds: float = 150) -> None:
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError(f"a worker did not finish in {seconds} s") from None
+        assert p.returncode == 0, err[-2000:]
+
+
+def test_a_killed_worker_resumes_to_the_uninterrupted_result(synth_store, tmp_path):
+    """Kill worker 1 mid-epoch 2 (the chief, blocked on its dead peer, goes too, as a launcher
+    does); restarted with --resume, both continue from the chief's epoch-1 checkpoint and end
+    with the model an uninterrupted two-worker run gives."""
+    import shutil
+    import time
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    for d in (whole, cut):
+        shutil.copytree(synth_store, d, ignore=shutil.ignore_patterns("models"))
+    finish(start(whole, free_ports(2), tmp_path, "plain", "w"))
+    procs = start(cut, free_ports(2), tmp_path, "slow", "k")
+    first = cut / "models" / "Synth" / "ckpt" / "member-0" / "ckpt-1.index"
+    deadline = time.monotonic() + 120
+    while not first.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.exists(), "the chief never wrote its epoch-1 checkpoint"
+    procs[1].kill()  # mid-epoch 2
+    time.sleep(1.0)
+    procs[0].kill()
+    for p in procs:
+        p.wait()
+    assert not (tmp_path / "k0.json").exists()  # it really was interrupted
+    finish(start(cut, free_ports(2), tmp_path, "resume", "r"))
+    resumed, reference = (json.loads((tmp_path / f).read_text()) for f in ("r0.json", "w0.json"))
+    assert resumed["epochs_run"] == [2] and reference["epochs_run"] == [3]
+    np.testing.assert_allclose(resumed["val"], reference["val"], rtol=1e-5)

@@ -212,6 +212,9 @@ def test_resume_continues_from_the_last_epoch_checkpoint(synth_store, monkeypatc
     meta = train_station(synth_store, "Synth", cfg, quiet=True, resume=True, echo=said.append)
     assert any("resumed from" in s and "(epoch 1)" in s for s in said)
     assert meta["epochs_run"] == [2]  # epochs 2 and 3 only
+    whole = train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
+    assert whole["epochs_run"] == [3]  # uninterrupted: and it ends with the very same model
+    assert meta["validation"] == whole["validation"] and meta["best_epoch"] == whole["best_epoch"]
 
 
 def test_tau_is_annealed_from_wide_to_the_configured_tau(synth_store, monkeypatch):
