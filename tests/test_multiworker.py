@@ -1,6 +1,7 @@
 """Two real workers on 127.0.0.1 (MultiWorkerMirroredStrategy, one TF_CONFIG each) train the same
-tiny model as one process with the same global batch: per-step losses agree on both workers and
-with the single process, and the data are sharded so each example is seen once per epoch."""
+tiny model on real Beijing windows as one process with the same global batch: per-step losses agree
+on both workers and with the single process, and the data are sharded so each example is seen once
+per epoch. Only the chief writes; a killed worker's job resumes to the uninterrupted result."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from conftest import BEIJING, needs_beijing
 
 WORKER = """
 import json, os, sys
 sys.path.insert(0, "tests")
-ports, index, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ports, index, out, data_dir = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 if index >= 0:
     os.environ["TF_CONFIG"] = json.dumps({
         "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
         "task": {"type": "worker", "index": index}})
-from conftest import array_config, problem
+from conftest import array_config
+STATION = "Aotizhongxin"
 from aqi.devices import select_strategy
 from aqi.levels import get_standard
 from aqi.loop import Loop, dataset, distribute, make_optimizer
@@ -28,19 +32,22 @@ from aqi.losses import LevelLoss, tf
 from aqi.model import build_model
 strategy, device = select_strategy("cpu" if index < 0 else "auto")
 tf.config.experimental.enable_op_determinism()
+from aqi.store import read_station, station_timezone
+from aqi.windows import build_windows
 cfg = array_config(epochs=2)
-x, y = problem(n=64)
+w = build_windows(read_station(data_dir, STATION), cfg.window, station_timezone(data_dir, STATION))
+x, y = w.part("train").x[:64], w.part("train").y[:64]  # real Beijing windows, 6 h in, 3 h out
 tf.keras.utils.set_random_seed(0)
 with strategy.scope():
-    model = build_model(cfg, x.shape[-1], (40.0, 30.0))
+    model = build_model(cfg, x.shape[-1], w.scaler.pm25())
     loss = LevelLoss.for_model(get_standard("us-epa-2024"), cfg)
     loop = Loop(model, make_optimizer(cfg.train, 4), loss, strategy)
 ds = distribute(strategy, dataset(x, y, 16, False, 0))
 losses, seen = [], []
 for epoch in range(2):
     for batch in ds:
-        local = strategy.experimental_local_results(batch[0])  # x[:, -1, 0]: unique per example
-        seen.append(sorted(float(v) for t in local for v in t[:, -1, 0].numpy()))
+        local = strategy.experimental_local_results(batch[0])  # a window's sum: unique per example
+        seen.append(sorted(float(v) for t in local for v in t.numpy().sum(axis=(1, 2))))
         losses.append(float(loop.train_step(batch)))
 json.dump({"device": device, "losses": losses, "seen": seen}, open(out, "w"))
 """
@@ -56,13 +63,23 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def run_workers(tmp_path: Path, indices: list[int], ports: list[int]) -> list[dict]:
+@pytest.fixture(scope="module")
+def beijing(tmp_path_factory) -> Path:
+    """A store of the real Aotizhongxin station."""
+    from aqi.ingest import ingest
+
+    d = tmp_path_factory.mktemp("beijing") / "data"
+    ingest(sorted(BEIJING.glob("PRSA_Data_Aotizhongxin_*.csv")), d)
+    return d
+
+
+def run_workers(tmp_path: Path, indices: list[int], ports: list[int], data: Path) -> list[dict]:
     """Start one process per index at once; each is killed after 120 s (a missing peer would
     otherwise block forever)."""
     outs = [tmp_path / f"w{i}.json" for i in indices]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(ports), str(i), str(o)],
+            [sys.executable, "-c", WORKER, json.dumps(ports), str(i), str(o), str(data)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -80,12 +97,13 @@ def run_workers(tmp_path: Path, indices: list[int], ports: list[int]) -> list[di
     return [json.loads(o.read_text()) for o in outs]
 
 
-def test_two_workers_train_like_one_process(tmp_path):
+@needs_beijing
+def test_two_workers_train_like_one_process(tmp_path, beijing):
     ports = free_ports(2)
-    a, b = run_workers(tmp_path, [0, 1], ports)
-    (one,) = run_workers(tmp_path, [-1], ports)
+    a, b = run_workers(tmp_path, [0, 1], ports, beijing)
+    (one,) = run_workers(tmp_path, [-1], ports, beijing)
     assert "MultiWorkerMirroredStrategy" in a["device"] and "2 workers" in a["device"]
-    assert len(a["losses"]) == len(one["losses"]) == 8  # 64 examples / global batch 16, 2 epochs
+    assert len(a["losses"]) == len(one["losses"]) == 8  # 64 windows / global batch 16, 2 epochs
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-6)
     np.testing.assert_allclose(a["losses"], one["losses"], rtol=1e-4)
     assert a["losses"][0] != a["losses"][-1]  # it trained: the check can fail
