@@ -3,7 +3,7 @@
 The JSON schema (one object per station) is stable for batch jobs:
   {"station", "issued_at" (origin, local ISO 8601), "standard", "unit": "µg/m³",
    "model": {"path", "trained_range": [first origin, end of the train split], "sha256",
-             "kind": "station" | "network"},
+             "kind": "station" | "network" | "finetuned"},
    "forecasts": [{"target_time", "horizon", "pm25", "aqi", "level", "level_name", "color",
                   ("point_level", "level_probability") with a level or quantile head,
                   ("quantiles": {"0.1": …}, "p_level_at_least": {"2": …}) with a quantile head}]}
@@ -49,7 +49,7 @@ def network_forecasts(
     if not names:
         return [], []
     tm, manifest = load_network(data_dir), load_manifest(data_dir)["stations"]
-    since = _history_start(tm, at, manifest)
+    since = _history_start(tm, at, {n: manifest[n] for n in names})
     frames = {st: read_station(data_dir, st, since) for st in needed(tm, data_dir, names)}
     net = NetworkPm25.from_frames(frames)  # each partition read once, for both uses
     ready, failed = [], []
@@ -72,12 +72,13 @@ def network_forecasts(
 
 def _history_start(tm, at: str | None, manifest: dict) -> pd.Timestamp:
     """The first hour a network forecast reads (UTC): its window and the week of daily means
-    before it, back from `at` or from the store's last hour."""
+    before it, back from `at` or from the oldest last hour of the stations forecast (each is
+    forecast from its own last hour)."""
     w, days = tm.config.window, tm.config.network.days
     if at:
         end = _parse_at(at, tm.timezone).tz_convert("UTC")
     else:
-        end = max(pd.Timestamp(m["last_time"]) for m in manifest.values())
+        end = min(pd.Timestamp(m["last_time"]) for m in manifest.values())
     return end - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.max_gap)
 
 

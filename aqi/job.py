@@ -110,8 +110,8 @@ class Job:
         if self.opts.resume and self.opts.resume_from:
             source = tf.train.CheckpointManager(ckpt, self.opts.resume_from / f"member-{k}", 2)
         start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
-        if bool(ckpt.done.numpy()):
-            return History(best_epoch=int(ckpt.epoch.numpy()) - 1)
+        if bool(ckpt.done.numpy()):  # finished before the interruption: its best weights stand
+            return History(best_epoch=int(best.epoch.numpy()))
         seed = (t.seed + k) * EPOCH_SEEDS
 
         def train_ds(epoch: int):  # each epoch its own order, the same in a resumed run

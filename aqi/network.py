@@ -61,8 +61,10 @@ class NetworkPm25:
     @classmethod
     def from_frames(cls, frames: dict[str, pd.DataFrame]) -> NetworkPm25:
         """From store-shaped frames (`time` UTC, `pm25` µg/m³) of the stations, in their order."""
-        first = min(f["time"].min() for f in frames.values())
-        last = max(f["time"].max() for f in frames.values())
+        seen = [f["time"] for f in frames.values() if len(f)]  # a station in an outage: no rows
+        if not seen:
+            raise AqiError(f"stations {', '.join(list(frames)[:5])}: no rows in the hours read")
+        first, last = min(t.min() for t in seen), max(t.max() for t in seen)
         times = pd.date_range(first, last, freq="h", name="time")
         values = np.full((len(times), len(frames)), np.nan, np.float32)
         for j, f in enumerate(frames.values()):

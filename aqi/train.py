@@ -6,6 +6,7 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out=None)
     model, info = job.run(station, device)
     resolved = cfg.replace(window=w.dates.to_dict())
     saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(out)
+    shutil.rmtree(model_dir(out, station) / "ckpt", ignore_errors=True)  # a later --resume: afresh
     return saved.meta()
 
 

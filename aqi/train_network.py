@@ -9,6 +9,8 @@ fitted over every station's train rows; the station's identity is an embedding r
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from aqi.config import AqiError, Config, network_defaults, validate
 from aqi.datadir import check_station, exclusive, network_dir
-from aqi.devices import select_strategy
+from aqi.devices import is_chief, select_strategy
 from aqi.finetune import finetune_station
 from aqi.job import VAL_BATCH, Job, RunOptions
 from aqi.levels import get_standard
@@ -88,7 +90,7 @@ def train_command(
     names = (
         stations(data_dir)
         if station == "all"
-        else [check_station(s.strip()) for s in station.split(",") if s.strip()]
+        else list(dict.fromkeys(check_station(s.strip()) for s in station.split(",") if s.strip()))
     )
     if not names:
         raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
@@ -120,25 +122,42 @@ def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOption
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
-    folder = network_dir(data_dir)
+    if not is_chief():  # trains in step with the chief; writes only to a scratch folder
+        with tempfile.TemporaryDirectory(prefix="aqi-worker-") as scratch:
+            opts.echo(f"network: not the chief worker; writing to {scratch} (removed at the end)")
+            opts = dataclasses.replace(opts, tensorboard=None, resume_from=_ckpt(data_dir))
+            return _train_in(data_dir, Path(scratch), names, cfg, net, opts)
+    return _train_in(data_dir, data_dir, names, cfg, net, opts)
+
+
+def _ckpt(data_dir: Path) -> Path:
+    return network_dir(data_dir) / "ckpt"
+
+
+def _train_in(data_dir: Path, out: Path, names, cfg: Config, net: NetworkPm25, opts) -> dict:
+    """Read the stations from `data_dir`, write the model, its checkpoints and the streamed
+    inputs under `out` (the data folder, or a worker's scratch folder)."""
+    folder = network_dir(out)
     busy = f"{folder}: another `aqi train` is writing the network model"
     with (
         exclusive(folder, TRAIN_LOCK, busy),
         tempfile.TemporaryDirectory(dir=folder, prefix=".stream-") as work,
     ):
-        return _train_locked(data_dir, names, cfg, net, opts, Path(work))
+        return _train_locked(data_dir, out, names, cfg, net, opts, Path(work))
 
 
-def _train_locked(data_dir, names, cfg: Config, net: NetworkPm25, opts, work: Path) -> dict:
+def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, work: Path) -> dict:
     cfg, data = prepare(data_dir, names, cfg, net, work)
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
-    job = Job(cfg, data, strategy, std, network_dir(data_dir) / "ckpt", opts)
+    job = Job(cfg, data, strategy, std, _ckpt(out), opts)
     model, run = job.run(f"network of {len(names)} stations", device)
     info = run | {"kind": "network"}
     tm = TrainedModel(NETWORK, model, cfg, data.scaler, data.dates, data.timezone, std, info)
-    return tm.save(data_dir).meta()
+    meta = tm.save(out).meta()
+    shutil.rmtree(_ckpt(out), ignore_errors=True)  # saved: a later --resume starts afresh
+    return meta
 
 
 def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, work: Path):

@@ -121,9 +121,27 @@ def test_forecast_all_is_one_batch_equal_to_each_station_alone(network_store):
 def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
-    r = invoke(d, "train", "--station", "B", "--finetune", "-q", *TINY)
+    fixed = invoke(d, "train", "--station", "B", "--finetune", "-q", *TINY)
+    assert fixed.exit_code == 2 and "the network model fixes" in fixed.output  # --hidden, …
+    quick = ("--epochs", "1", "--batch-size", "64", "--device", "cpu")
+    r = invoke(d, "train", "--station", "B", "--finetune", "-q", *quick)
     assert r.exit_code == 0, r.output
     out = json.loads(invoke(d, "forecast", "--station", "B", "--format", "json").output)[0]
     assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
-    r = invoke(d, "train", "--station", "D", "--finetune", "-q", *TINY)
+    r = invoke(d, "train", "--station", "D", "--finetune", "-q", *quick)
     assert r.exit_code == 2 and "was not trained on D" in r.output
+
+
+def test_forecast_all_survives_a_station_in_a_long_outage(network_store, tmp_path):
+    """A covered station with no rows in the hours a forecast reads: the others are forecast, it
+    gets one line, exit 2, no traceback."""
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    at = ["--at", "2016-04-15T08:00", "--format", "json"]
+    from aqi.store import read_station, write_partition
+
+    a = read_station(d, "A")
+    write_partition(d, "A", a[a["time"] < "2016-03-01"])  # A: nothing for the last 6 weeks
+    r = invoke(d, "forecast", "--station", "all", *at)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "error: A:" in r.output and '"station": "B"' in r.output
