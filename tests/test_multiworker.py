@@ -238,3 +238,18 @@ def test_a_killed_worker_resumes_to_the_uninterrupted_result(synth_store, tmp_pa
     resumed, reference = (json.loads((tmp_path / f).read_text()) for f in ("r0.json", "w0.json"))
     assert resumed["epochs_run"] == [2] and reference["epochs_run"] == [3]
     np.testing.assert_allclose(resumed["val"], reference["val"], rtol=1e-5)
+
+
+def test_tf_config_from_slurm_and_kubernetes_variables():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from tf_config import tf_config
+
+    slurm = tf_config({"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "AQI_HOSTS": "n1,n2"})
+    assert slurm == {
+        "cluster": {"worker": ["n1:23456", "n2:23456"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    k8s = tf_config({"JOB_COMPLETION_INDEX": "0", "AQI_HOSTS": "h,h", "AQI_PORT": "9000"})
+    assert k8s["cluster"]["worker"] == ["h:9000", "h:9001"] and k8s["task"]["index"] == 0
+    with pytest.raises(SystemExit, match="3 tasks"):
+        tf_config({"SLURM_PROCID": "0", "SLURM_NTASKS": "3", "AQI_HOSTS": "a,b"})
