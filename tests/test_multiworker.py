@@ -6,7 +6,6 @@ per epoch. Only the chief writes; a killed worker's job resumes to the uninterru
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import BEIJING, needs_beijing
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from launch_workers import free_ports  # noqa: E402  (the launcher's own port picking)
 
 WORKER = """
 import json, os, sys
@@ -53,16 +55,6 @@ json.dump({"device": device, "losses": losses, "seen": seen}, open(out, "w"))
 """
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def beijing(tmp_path_factory) -> Path:
     """A store of the real Aotizhongxin station."""
@@ -73,27 +65,41 @@ def beijing(tmp_path_factory) -> Path:
     return d
 
 
-def run_workers(tmp_path: Path, indices: list[int], ports: list[int], data: Path) -> list[dict]:
-    """Start one process per index at once; each is killed after 120 s (a missing peer would
-    otherwise block forever)."""
-    outs = [tmp_path / f"w{i}.json" for i in indices]
-    procs = [
+def spawn(script: str, per_worker: list[list[str]]) -> list:
+    """One process per argument list, all started at once."""
+    return [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(ports), str(i), str(o), str(data)],
+            [sys.executable, "-c", script, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i, o in zip(indices, outs, strict=True)
+        for args in per_worker
     ]
+
+
+def finish(procs: list, seconds: float = 150) -> None:
+    """Wait for every worker; all are killed if one outlives `seconds` (a missing peer would
+    otherwise block forever)."""
     for p in procs:
         try:
-            _, err = p.communicate(timeout=120)
+            _, err = p.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
-            raise AssertionError("a worker did not finish in 120 s") from None
+            raise AssertionError(f"a worker did not finish in {seconds} s") from None
         assert p.returncode == 0, err[-2000:]
+
+
+def run_workers(tmp_path: Path, indices: list[int], ports: list[int], data: Path) -> list[dict]:
+    outs = [tmp_path / f"w{i}.json" for i in indices]
+    finish(
+        spawn(
+            WORKER,
+            [[json.dumps(ports), str(i), str(o), str(data)] for i, o in zip(indices, outs, strict=True)],
+        ),
+        120,
+    )
     return [json.loads(o.read_text()) for o in outs]
 
 
@@ -137,23 +143,7 @@ def test_only_the_chief_writes(synth_store, tmp_path):
     shutil.copytree(synth_store, data, ignore=shutil.ignore_patterns("models"))
     ports = free_ports(2)
     outs = [tmp_path / f"t{i}.json" for i in (0, 1)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", TRAIN, json.dumps(ports), str(i), str(data), str(o)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i, o in enumerate(outs)
-    ]
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=150)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise AssertionError("a worker did not finish in 150 s") from None
-        assert p.returncode == 0, err[-2000:]
+    finish(spawn(TRAIN, [[json.dumps(ports), str(i), str(data), str(o)] for i, o in enumerate(outs)]))
     chief, other = (json.loads(o.read_text()) for o in outs)
     assert chief["val"] == other["val"]  # trained in step: the same model on both
     versions = list((data / "models" / "Synth" / "versions").iterdir())
@@ -188,27 +178,9 @@ json.dump({"val": meta["validation"]["model"]["mae"], "epochs_run": meta["epochs
 
 
 def start(data: Path, ports: list[int], tmp: Path, mode: str, tag: str) -> list:
-    return [
-        subprocess.Popen(
-            [sys.executable, "-c", RESUMABLE, json.dumps(ports), str(i), str(data)]
-            + [str(tmp / f"{tag}{i}.json"), mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in (0, 1)
-    ]
-
-
-def finish(procs: list, seconds: float = 150) -> None:
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise AssertionError(f"a worker did not finish in {seconds} s") from None
-        assert p.returncode == 0, err[-2000:]
+    """Both workers of a RESUMABLE run in `mode`, each writing tmp/<tag><index>.json."""
+    runs = [[json.dumps(ports), str(i), str(data), str(tmp / f"{tag}{i}.json"), mode] for i in (0, 1)]
+    return spawn(RESUMABLE, runs)
 
 
 def test_a_killed_worker_resumes_to_the_uninterrupted_result(synth_store, tmp_path):
@@ -241,7 +213,6 @@ def test_a_killed_worker_resumes_to_the_uninterrupted_result(synth_store, tmp_pa
 
 
 def test_tf_config_from_slurm_and_kubernetes_variables():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from tf_config import tf_config
 
     slurm = tf_config({"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "AQI_HOSTS": "n1,n2"})
