@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError
-from aqi.datadir import NETWORK, model_dir, network_dir
+from aqi.datadir import NETWORK, model_dir, network_dir, partition_path
 from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
 from aqi.store import has_station, station_timezone
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
@@ -67,8 +67,19 @@ def bind(tm: TrainedModel, data_dir: Path, station: str, net=None, timezone: str
 
 
 def read_network(tm: TrainedModel, data_dir: Path, names: list[str], since=None) -> NetworkPm25:
-    """The PM2.5 of every station `tm` covers and of `names` (from `since`, UTC)."""
-    return NetworkPm25.read(data_dir, needed(tm, data_dir, names), since)
+    """The PM2.5 of every station `tm` covers and of `names` (from `since`, UTC). The last one
+    read is kept while its partitions are unchanged: evaluating N stations reads it once, not N
+    times."""
+    stations = needed(tm, data_dir, names)
+    stats = [partition_path(data_dir, st).stat() for st in stations]
+    stamp = tuple((x.st_mtime_ns, x.st_size) for x in stats)
+    key = (str(Path(data_dir).resolve()), tuple(stations), since, stamp)
+    if _LAST.get("key") != key:
+        _LAST.update(key=key, net=NetworkPm25.read(data_dir, stations, since))
+    return _LAST["net"]
+
+
+_LAST: dict = {}  # the last network read (`read_network`): key and NetworkPm25
 
 
 def needed(tm: TrainedModel, data_dir: Path, names: list[str]) -> list[str]:

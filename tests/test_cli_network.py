@@ -145,3 +145,23 @@ def test_forecast_all_survives_a_station_in_a_long_outage(network_store, tmp_pat
     r = invoke(d, "forecast", "--station", "all", *at)
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "error: A:" in r.output and '"station": "B"' in r.output
+
+
+def test_the_network_is_read_once_for_many_stations_and_again_when_it_changes(
+    network_store, tmp_path, monkeypatch
+):
+    from aqi import resolve
+    from aqi.network import NetworkPm25
+    from aqi.store import read_station, write_partition
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    reads, real = [], NetworkPm25.read
+    monkeypatch.setattr(NetworkPm25, "read", lambda *a, **k: reads.append(1) or real(*a, **k))
+    network = resolve.load_network(d)
+    for st in ("A", "B", "C"):
+        resolve.bind(network, d, st)
+    assert len(reads) == 1
+    write_partition(d, "C", read_station(d, "C").iloc[:-24])  # C changes: read again
+    resolve.bind(network, d, "A")
+    assert len(reads) == 2
