@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 import aqi
 from aqi import metrics
 from aqi.config import AqiError, Config
+from aqi.devices import is_chief
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, level
 from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer, resume_from
@@ -41,6 +45,19 @@ class RunOptions:
     resume: bool = False  # continue from the last epoch checkpoint
     echo: Callable[[str], None] = print  # one-line messages
     resume_from: Path | None = None  # checkpoints to resume from, when not the ones it writes
+
+
+@contextmanager
+def output_folder(data_dir: Path, chief_ckpt: Path, opts: RunOptions, what: str):
+    """(data folder to write to, run options) for this process: the data folder itself for the
+    chief (or a lone process); for another worker of a cluster, which trains in step with the
+    chief, a scratch folder removed at the end, no TensorBoard, and --resume from `chief_ckpt`."""
+    if is_chief():
+        yield Path(data_dir), opts
+        return
+    with tempfile.TemporaryDirectory(prefix="aqi-worker-") as scratch:
+        opts.echo(f"{what}: not the chief worker; writing to {scratch} (removed at the end)")
+        yield Path(scratch), dataclasses.replace(opts, tensorboard=None, resume_from=chief_ckpt)
 
 
 class Job:

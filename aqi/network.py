@@ -19,6 +19,7 @@ holds no coordinates yet, so nearness by distance is not available.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +76,15 @@ class NetworkPm25:
         return cls(values, times, tuple(frames), total, seen.sum(1).astype(np.float32))
 
     def column(self, station: str) -> np.ndarray:
-        j = self._position().get(station)
+        j = self.positions.get(station)
         if j is None:
             raise AqiError(f"station {station!r}: not among the network's stations")
         return self.values[:, j]
 
-    def _position(self) -> dict[str, int]:
-        if "_pos" not in self.__dict__:  # frozen: set once, bypassing __setattr__
-            object.__setattr__(self, "_pos", {n: j for j, n in enumerate(self.names)})
-        return self.__dict__["_pos"]
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Station id → its column of `values`."""
+        return {n: j for j, n in enumerate(self.names)}
 
 
 def neighbours(

@@ -7,7 +7,6 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import numpy as np
 from aqi import shards
 from aqi.config import AqiError, Config, validate
 from aqi.datadir import exclusive, model_dir
-from aqi.devices import is_chief, select_strategy
-from aqi.job import VAL_BATCH, Job, RunOptions
+from aqi.devices import select_strategy
+from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard, dataset
 from aqi.losses import tf
@@ -43,20 +42,20 @@ def train_station(
     if tensorboard:
         check_tensorboard(tensorboard)
     df = read_station(data_dir, station)  # an unknown station fails before anything is made
-    if not is_chief():  # trains in step with the chief; writes to a scratch folder it removes
-        with tempfile.TemporaryDirectory(prefix="aqi-worker-") as scratch:
-            echo(f"{station}: not the chief worker; writing to {scratch} (removed at the end)")
-            chief_ckpt = model_dir(data_dir, station) / "ckpt"
-            opts = RunOptions(quiet, None, resume, echo, resume_from=chief_ckpt)
-            return _train_locked(data_dir, station, cfg, df, opts, out=Path(scratch))
+    opts, chief_ckpt = (
+        RunOptions(quiet, tensorboard, resume, echo),
+        model_dir(data_dir, station) / "ckpt",
+    )
     busy = f"station {station}: another `aqi train` is writing this model"
-    with exclusive(model_dir(data_dir, station), TRAIN_LOCK, busy):
-        return _train_locked(data_dir, station, cfg, df, RunOptions(quiet, tensorboard, resume, echo))
+    with (
+        output_folder(data_dir, chief_ckpt, opts, station) as (out, opts),
+        exclusive(model_dir(out, station), TRAIN_LOCK, busy),
+    ):
+        return _train_locked(data_dir, station, cfg, df, opts, out)
 
 
-def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out=None) -> dict:
-    """Train and save; `out` (default `data_dir`) is the data folder written to."""
-    out = out or data_dir
+def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out: Path) -> dict:
+    """Train and save; `out` is the data folder written to (`job.output_folder`)."""
     std = get_standard(cfg.loss.standard)
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()

@@ -9,7 +9,7 @@ fitted over every station's train rows; the station's identity is an embedding r
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,15 +19,15 @@ import numpy as np
 
 from aqi.config import AqiError, Config, network_defaults, validate
 from aqi.datadir import check_station, exclusive, network_dir
-from aqi.devices import is_chief, select_strategy
+from aqi.devices import select_strategy
 from aqi.finetune import finetune_station
-from aqi.job import VAL_BATCH, Job, RunOptions
+from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
 from aqi.losses import tf
 from aqi.network import NetworkPm25, extra_columns, neighbours, with_scale
 from aqi.store import read_station, station_timezone, stations
-from aqi.stream import StationFile, stream
+from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
 from aqi.trained import NETWORK, TrainedModel, predict
 from aqi.windows import Moments, Scaler, Split, hourly
@@ -62,9 +62,18 @@ class StreamData:
         return stream(self.files, "val", VAL_BATCH, self.cfg.network, False, 0)
 
     def val_targets(self) -> tuple[np.ndarray, np.ndarray]:
-        parts = [f.part("val") for f in self.files]
-        y = np.concatenate([p[1] for p in parts])
-        last = np.concatenate([p[2] for p in parts])
+        """(y, persistence), both (N, H) µg/m³; read once (the score asks every epoch)."""
+        return self._targets
+
+    @functools.cached_property
+    def _targets(self) -> tuple[np.ndarray, np.ndarray]:
+        y, last = [], []
+        for f in self.files:
+            d = f.load()
+            k = d["part"] == PARTS.index("val")
+            y.append(d["y"][k])
+            last.append(d["last"][k])
+        y, last = np.concatenate(y), np.concatenate(last)
         return y, np.repeat(last[:, None], y.shape[1], axis=1)
 
     def val_raw(self, model) -> np.ndarray:
@@ -122,12 +131,8 @@ def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOption
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
-    if not is_chief():  # trains in step with the chief; writes only to a scratch folder
-        with tempfile.TemporaryDirectory(prefix="aqi-worker-") as scratch:
-            opts.echo(f"network: not the chief worker; writing to {scratch} (removed at the end)")
-            opts = dataclasses.replace(opts, tensorboard=None, resume_from=_ckpt(data_dir))
-            return _train_in(data_dir, Path(scratch), names, cfg, net, opts)
-    return _train_in(data_dir, data_dir, names, cfg, net, opts)
+    with output_folder(data_dir, _ckpt(data_dir), opts, "network") as (out, opts):
+        return _train_in(data_dir, out, names, cfg, net, opts)
 
 
 def _ckpt(data_dir: Path) -> Path:
