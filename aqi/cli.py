@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from aqi.config import AqiError, default_data_dir
-from aqi.datadir import evaluate_dir
+from aqi.datadir import evaluate_dir, write_output
 from aqi.shards import one_or_all, pick
 
 
@@ -50,6 +50,9 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except AqiError as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as e:  # disk full, a read-only folder: every write is atomic, nothing torn
+            typer.echo(f"error: {e.filename or data_dir()}: {e.strerror}; fix it and rerun", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -91,17 +94,20 @@ def ingest(
     invalid: Annotated[
         str, typer.Option(help="Negative or out-of-bounds values: 'reject' (exit 2) or 'missing'.")
     ] = "reject",
+    replace: Annotated[bool, typer.Option(help="The files' hours win whole, missing too.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Validate raw hourly CSVs and upsert them into the parquet store."""
+    """Validate raw hourly CSVs and upsert them into the parquet store (a missing value never
+    overwrites a stored one)."""
     from aqi.config import IngestConfig
     from aqi.ingest import ingest as run
 
     if invalid not in ("reject", "missing"):
         raise AqiError(f"--invalid {invalid!r}: use 'reject' or 'missing'")
-    reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid))
+    reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid), replace)
     for r in [] if quiet else reports:
-        typer.echo(f"{r.station}: {r.rows} rows ({r.added} added, {r.corrected} corrected{r.note})")
+        counts = f"{r.added} added, {r.corrected} corrected, {r.filled} filled"
+        typer.echo(f"{r.station}: {r.rows} rows ({counts}{r.note})")
 
 
 @app.command()
@@ -184,9 +190,7 @@ def train(
     level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
-    finetune_lbfgs: Annotated[
-        int | None, Opt(help="L-BFGS-B iterations after Adam (with --optimizer lbfgs: default 200).")
-    ] = None,
+    finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,
     seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,
     device: Annotated[str | None, Opt(help="auto|cpu|gpu|gpu:0,1|cpus:N")] = None,
     resume: Annotated[bool, Opt(help="Continue from the last epoch checkpoint.")] = False,
@@ -288,8 +292,6 @@ def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None
     if output is None:
         typer.echo(text)
         return
-    from aqi.datadir import write_output
-
     write_output(output, text, "--output")
     typer.echo(f"wrote {output}")
 

@@ -8,7 +8,6 @@ them back with `from_dict` instead of guessing.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +71,14 @@ def read_toml(path: Path, what: str) -> dict:
     """Parse a user's TOML file; a missing or malformed file is an AqiError naming it."""
     import tomllib
 
+    if Path(path).exists() and not Path(path).is_file():  # a folder; a FIFO would block
+        raise AqiError(f"{path}: not a regular file; give the {what} TOML file")
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AqiError(f"{path}: {what} file not found") from None
+    except OSError as e:  # a folder, a FIFO, no permission
+        raise AqiError(f"{path}: cannot read the {what} file ({e.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise AqiError(f"{path}: malformed TOML {what}: {e}") from None
 
@@ -89,6 +92,14 @@ def default_data_dir() -> Path:
 class IngestConfig:
     invalid: str = "reject"  # 'reject' (exit 2) or 'missing' (set NaN): negative or out-of-bounds values
     hash_chunk: int = 1 << 20  # bytes read at a time when hashing source files
+    # bytes of one source after decompression: a UCI station file is 2.5 MB, a year of one AQS
+    # parameter for the whole US ~1 GB; a zip bomb stops here, before it is inflated
+    max_bytes: int = 1 << 30
+    max_ratio: int = 100  # decompressed / compressed size in a zip: CSV text deflates 5-20x
+    max_line: int = 1 << 16  # bytes of one CSV line; real lines are < 300 bytes
+    # a file that would change more than this share of a station's stored hours (present values
+    # replaced by other present values) is refused unless --replace: it is the wrong station or file
+    replace_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -246,54 +257,3 @@ def _build(kind: type[T], values: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
     clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
     return kind(**clean)
-
-
-CHOICES = {
-    "arch": ("mlp", "gru"),
-    "head": ("point", "quantile", "level"),
-    "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
-    "schedule": ("cosine", "exponential", "constant"),
-}
-
-
-def _quantiles_ok(qs: tuple[float, ...]) -> bool:
-    """Increasing, distinct, inside (0, 1), at least two, the median among them."""
-    return list(qs) == sorted(set(qs)) and all(0 < q < 1 for q in qs) and MEDIAN in qs and len(qs) >= 2
-
-
-def validate(cfg: Config) -> Config:
-    """Range checks of every user-settable field; AqiError names the command-line option."""
-    w, m, lo, t = cfg.window, cfg.model, cfg.loss, cfg.train
-    checks = [
-        ("--lookback", w.lookback, w.lookback >= 1),
-        ("--horizon", w.horizon, w.horizon >= 1),
-        ("--max-gap", w.max_gap, w.max_gap >= 0),
-        ("--hidden", m.hidden, m.hidden >= 1),
-        ("--layers", m.layers, m.layers >= 1),
-        ("--members", m.members, m.members >= 1),
-        ("--dropout", m.dropout, 0 <= m.dropout < 1),
-        ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
-        ("--tau", lo.tau, lo.tau > 0),
-        ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),
-        ("--tau-anneal", lo.tau_anneal, 1 <= lo.tau_anneal < math.inf),
-        ("--scale", lo.scale, lo.scale > 0),
-        ("--level-weight", lo.level_weight, lo.level_weight >= 0),
-        ("--level-ramp", lo.level_ramp, 0 < lo.level_ramp < math.inf),
-        ("--miss-cost", cfg.decision.miss_cost, 0 < cfg.decision.miss_cost < math.inf),
-        ("--epochs", t.epochs, t.epochs >= 1),
-        ("--batch-size", t.batch_size, t.batch_size >= 1),
-        ("--lr", t.lr, t.lr > 0),
-        ("--patience", t.patience, t.patience >= 0),
-        ("--clipnorm", t.clipnorm, t.clipnorm is None or t.clipnorm > 0),
-        ("--finetune-lbfgs", t.finetune_lbfgs, t.finetune_lbfgs >= 0),
-        ("--quantiles", m.quantiles, _quantiles_ok(m.quantiles)),
-    ]
-    for opt, value, ok in checks:
-        if not ok:
-            raise AqiError(f"{opt} {value}: out of range")
-    for name, value in [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]:
-        if value not in CHOICES[name]:
-            raise AqiError(f"--{name} {value!r}: use one of {', '.join(CHOICES[name])}")
-    if t.schedule not in CHOICES["schedule"]:
-        raise AqiError(f"--schedule {t.schedule!r}: use one of {', '.join(CHOICES['schedule'])}")
-    return cfg

@@ -49,20 +49,33 @@ def evaluation_report(
 ) -> dict:
     """Evaluate each station, then update the cross-station summary (json and Markdown): the rows
     of these stations are replaced, the others kept. Returns this run's rows."""
-    gbms, rows = GbmCache(data_dir, threads, echo), {}
-    others = others or {}
+    if standard:
+        get_standard(standard)  # a bad --standard fails before minutes of baseline fitting
+    gbms, rows, failed = GbmCache(data_dir, threads, echo), {}, []
     for i, st in enumerate(names, 1):
         started = time.perf_counter()
         echo(f"[{i}/{len(names)}] {st}: the model and 4 baselines on the test year")
-        rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms, others))
+        try:
+            rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms, others or {}))
+        except AqiError as e:  # one station's damaged data or model must not stop the others
+            failed.append(f"{st}: {e}" if len(names) > 1 else str(e))
+            continue
         echo(f"[{i}/{len(names)}] {st}: scored in {time.perf_counter() - started:.1f} s")
+    if rows:
+        _write_summary(data_dir, rows)
+    if failed:
+        done = f" (the other {len(rows)} were scored: {evaluate_dir(data_dir)})" if rows else ""
+        raise AqiError("; ".join(failed) + done)
+    return rows
+
+
+def _write_summary(data_dir: Path, rows: dict) -> None:
     root = evaluate_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(root / ".summary.lock", timeout=SUMMARY_LOCK_S):  # shards finishing together
         everything = merged(root / "summary.json", rows)
         atomic_write_bytes(root / "summary.json", json.dumps(everything, indent=2).encode())
         atomic_write_bytes(root / "summary.md", summary_markdown(everything).encode())
-    return rows
 
 
 class GbmCache:

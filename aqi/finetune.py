@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from aqi.checks import validate
 from aqi.config import (
     AqiError,
     LossConfig,
@@ -20,7 +21,6 @@ from aqi.config import (
     NetworkConfig,
     TrainConfig,
     WindowConfig,
-    validate,
 )
 from aqi.datadir import exclusive, model_dir, network_dir
 from aqi.devices import select_strategy

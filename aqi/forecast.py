@@ -21,7 +21,7 @@ import pandas as pd
 from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
-from aqi.network import NetworkPm25
+from aqi.network import NetworkPm25, no_rows
 from aqi.resolve import bind, forecastable, load, load_network, needed
 from aqi.shards import pick
 from aqi.store import load_manifest, read_station, stations
@@ -50,11 +50,13 @@ def network_forecasts(
         return [], []
     tm, manifest = load_network(data_dir), load_manifest(data_dir)["stations"]
     since = _history_start(tm, at, {n: manifest[n] for n in names})
-    frames = {st: read_station(data_dir, st, since) for st in needed(tm, data_dir, names)}
+    frames, bad = _frames(data_dir, needed(tm, data_dir, names), since)
     net = NetworkPm25.from_frames(frames)  # each partition read once, for both uses
     ready, failed = [], []
     for name in names:
         try:
+            if name in bad:
+                raise bad[name]
             bound = bind(tm, data_dir, name, net, manifest[name]["timezone"])
             when = _parse_at(at, bound.timezone) if at else None
             x, origin, _ = bound.window_at(frames[name], when)
@@ -68,6 +70,18 @@ def network_forecasts(
         _result(b, origin, pred.row(i), standard, miss_cost) for i, (b, origin, _) in enumerate(ready)
     ]
     return results, failed
+
+
+def _frames(data_dir: Path, names: list[str], since):
+    """({station: its rows from `since`}, {station: AqiError}): a corrupt partition has no rows,
+    so it is a missing neighbour to the others and an error of its own."""
+    frames, bad = {}, {}
+    for st in names:
+        try:
+            frames[st] = read_station(data_dir, st, since)
+        except AqiError as e:
+            frames[st], bad[st] = no_rows(), e
+    return frames, bad
 
 
 def _history_start(tm, at: str | None, manifest: dict) -> pd.Timestamp:

@@ -169,17 +169,19 @@ def pooled_gbm(
     echo=print,
 ) -> PooledGbm:
     """The cached pooled baseline for these windows and split dates, fitted on first use."""
-    import lightgbm as lgb
-
     names = sorted(load_manifest(data_dir)["stations"])
     d = models_dir(data_dir) / "_gbm" / cache_key(data_dir, names, window, split, cfg)
     meta = d / "meta.json"
-    if meta.exists():
-        m = json.loads(meta.read_text())
-        boosters = [lgb.Booster(model_file=str(d / f"h{h + 1}.txt")) for h in range(m["horizon"])]
-        return PooledGbm(boosters, m["stations"], m["columns"])
+    cached = _cached(d)
+    if cached:
+        return cached
     echo(f"GBM baseline: fitting on {len(names)} station(s) (cached in {d})")
-    parts = {s: _station_rows(data_dir, s, window, split) for s in names}
+    parts = {}
+    for s in names:
+        try:
+            parts[s] = _station_rows(data_dir, s, window, split)
+        except AqiError as e:  # a corrupt or short station must not blank the others' baseline
+            echo(f"GBM baseline: {s} left out: {e}")
     model = fit_pooled(parts, window.horizon, cfg, threads, echo=echo)
     for h, b in enumerate(model.models):
         atomic_write_bytes(
@@ -188,6 +190,18 @@ def pooled_gbm(
     info = {"horizon": window.horizon, "stations": model.stations, "columns": model.columns}
     atomic_write_bytes(meta, json.dumps(info).encode())  # last: a torn cache is refitted
     return model
+
+
+def _cached(d: Path) -> PooledGbm | None:
+    """The baseline cached in `d`, None when absent or damaged (it is then refitted)."""
+    import lightgbm as lgb
+
+    try:
+        m = json.loads((d / "meta.json").read_text())
+        boosters = [lgb.Booster(model_file=str(d / f"h{h + 1}.txt")) for h in range(m["horizon"])]
+        return PooledGbm(boosters, m["stations"], m["columns"])
+    except (OSError, ValueError, KeyError, TypeError, lgb.basic.LightGBMError):
+        return None
 
 
 def predict_station(

@@ -7,6 +7,7 @@ hours (the corrections are counted).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import MEASURES, AqiError, IngestConfig
-from aqi.datadir import manifest_path
+from aqi.datadir import check_station, manifest_path
 from aqi.mapping import UCI, load_mapping
-from aqi.readers import Source, collect_sources, drop_duplicates, read_source
+from aqi.readers import collect_sources, drop_duplicates, read_source
 from aqi.store import (
     has_station,
     load_manifest,
@@ -32,12 +33,16 @@ class IngestReport:
     station: str
     rows: int  # rows in the store after the ingest
     added: int  # hours new to the store
-    corrected: int  # hours whose values the new sources changed
+    corrected: int  # stored hours where a present value was replaced by another present value
+    filled: int  # stored hours where a missing value was filled (and none corrected)
     written: bool  # False when the partition was already identical
+    repaired: bool = False  # the stored partition was corrupt and was rebuilt from these files
 
     @property
     def note(self) -> str:
-        return "" if self.written else ", unchanged"
+        return (", unchanged" if not self.written else "") + (
+            ", corrupt partition rebuilt from these files" if self.repaired else ""
+        )
 
 
 def ingest(
@@ -46,10 +51,13 @@ def ingest(
     mapping: Path | None = None,
     station: str | None = None,
     cfg: IngestConfig = IngestConfig(),
+    replace: bool = False,
 ) -> list[IngestReport]:
-    """Read, validate and upsert `paths` into the store."""
+    """Read, validate and upsert `paths` into the store (see `merge` for the rule)."""
+    if station is not None:
+        check_station(station)
     m = load_mapping(mapping, station) if mapping else None
-    sources = collect_sources(paths)
+    sources = collect_sources(paths, cfg)
     frames = [read_source(s, m, station, cfg) for s in sources]
     new = pd.concat(frames, ignore_index=True).sort_values(["station", "time"], kind="stable")
     if new.empty:
@@ -59,39 +67,74 @@ def ingest(
     )
     tz = (m or UCI).timezone
     with locked(data_dir):
-        manifest = load_manifest(data_dir)
-        reports = [_upsert(data_dir, st, g, manifest, tz, sources) for st, g in new.groupby("station")]
-        if any(r.written for r in reports) or not manifest_path(data_dir).exists():
+        manifest = load_manifest(data_dir)  # repaired from the partitions if a writer was killed
+        on_disk = manifest_path(data_dir).read_bytes() if manifest_path(data_dir).exists() else b""
+        groups = [(st, g, _existing(data_dir, st)) for st, g in new.groupby("station")]
+        plans = [(st, g, old, merge(old, g, replace, cfg, st)) for st, g, old in groups]
+        reports = [
+            _write(data_dir, st, g, old, plan, manifest, tz, sources) for st, g, old, plan in plans
+        ]
+        text = json.dumps(manifest, indent=2).encode()
+        if text != on_disk:
             write_manifest(data_dir, manifest)
     return reports
 
 
-def _upsert(
-    data_dir: Path, station: str, new: pd.DataFrame, manifest: dict, tz: str, sources: list[Source]
-) -> IngestReport:
-    fresh = new[["time", *MEASURES]].reset_index(drop=True)
-    merged, added, changed = fresh, len(fresh), 0
-    existed = has_station(data_dir, station)
-    if existed:
-        old = read_station(data_dir, station)
-        merged = pd.concat([old[~old["time"].isin(fresh["time"])], fresh]).sort_values("time")
-        merged = merged.reset_index(drop=True)
-        added, changed = len(merged) - len(old), _changed_rows(old, fresh)
-    written = bool(added or changed) or not existed
+def _existing(data_dir: Path, station: str) -> pd.DataFrame | None:
+    """The station's stored rows; None when it has none, `CORRUPT` when its partition is unreadable
+    (the new files rebuild it)."""
+    if not has_station(data_dir, station):
+        return None
+    try:
+        return read_station(data_dir, station)
+    except AqiError:
+        return CORRUPT
+
+
+CORRUPT = pd.DataFrame()  # sentinel of `_existing`: a partition that cannot be read
+
+
+def merge(old, new: pd.DataFrame, replace: bool, cfg: IngestConfig, station: str):
+    """(merged rows, added, corrected, filled). The upsert rule: new hours are added; on a stored
+    hour a present new value replaces the stored one and a missing new value never erases it
+    (`replace`: the new rows win whole, missing values included). A file that would correct more
+    than `cfg.replace_share` of the stored hours is refused without `replace`."""
+    fresh = new[["time", *MEASURES]].astype({c: np.float32 for c in MEASURES})
+    if old is None or old is CORRUPT:
+        return fresh.reset_index(drop=True), len(fresh), 0, 0
+    o, n = old.set_index("time"), fresh.set_index("time")
+    both = n.index.intersection(o.index)
+    ov, nv = o.loc[both, list(MEASURES)].to_numpy(), n.loc[both, list(MEASURES)].to_numpy()
+    fixed = (~np.isnan(ov) & ~np.isnan(nv) & (ov != nv)).any(axis=1)
+    corrected = int(fixed.sum())
+    filled = int(((np.isnan(ov) & ~np.isnan(nv)).any(axis=1) & ~fixed).sum())
+    if corrected > cfg.replace_share * len(o) and not replace:
+        raise AqiError(
+            f"{new['_src'].iloc[0]}: would change {corrected} of station {station}'s {len(o)} stored "
+            "hours; is it another station's file? If it corrects the whole station, rerun with --replace"
+        )
+    merged = pd.concat([o.drop(both), n]) if replace else n.combine_first(o)
+    merged = merged.sort_index().reset_index().astype({c: np.float32 for c in MEASURES})
+    return merged, len(merged) - len(o), corrected, filled
+
+
+def _write(data_dir, station, new, old, plan, manifest, tz, sources) -> IngestReport:
+    merged, added, corrected, filled = plan
+    repaired = old is CORRUPT
+    written = old is None or repaired or _differs(old, merged)
+    entry = _manifest_entry(manifest, station, tz, new, sources, merged)
+    manifest["stations"][station] = entry
     if written:
-        write_partition(data_dir, station, merged)
-    manifest["stations"][station] = _manifest_entry(manifest, station, tz, new, sources, merged)
-    return IngestReport(station, len(merged), added, changed, written)
+        write_partition(data_dir, station, merged, entry)
+    return IngestReport(station, len(merged), added, corrected, filled, written, repaired)
 
 
-def _changed_rows(old: pd.DataFrame, fresh: pd.DataFrame) -> int:
-    """Hours present in both whose values differ (NaN equals NaN)."""
-    common = old.merge(fresh, on="time", suffixes=("_o", "_n"))
-    if common.empty:
-        return 0
-    o = common[[f"{c}_o" for c in MEASURES]].to_numpy()
-    n = common[[f"{c}_n" for c in MEASURES]].to_numpy()
-    return int((~((o == n) | (np.isnan(o) & np.isnan(n)))).any(axis=1).sum())
+def _differs(old: pd.DataFrame, merged: pd.DataFrame) -> bool:
+    """Whether `merged` differs from `old` at all (NaN equals NaN)."""
+    if len(old) != len(merged) or not old["time"].equals(merged["time"]):
+        return True
+    a, b = old[list(MEASURES)].to_numpy(), merged[list(MEASURES)].to_numpy()
+    return not ((a == b) | (np.isnan(a) & np.isnan(b))).all()
 
 
 def _manifest_entry(

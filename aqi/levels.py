@@ -257,7 +257,7 @@ def load_standard(path: Path) -> Standard:
     doc = read_toml(path, "standard")
     try:
         return _standard_from_doc(doc, Path(path))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise AqiError(f"{path}: invalid standard: {e}") from None
 
 
@@ -270,16 +270,16 @@ def _standard_from_doc(doc: dict, path: Path) -> Standard:
             raise ValueError(f"level {i} has no name")
     c_lo = [float(r["c_lo"]) for r in rows]
     c_hi = [float(r["c_hi"]) for r in rows]
+    i_lo = [float(r.get("i_lo", i)) for i, r in enumerate(rows)]
+    i_hi = [float(r.get("i_hi", i + 1)) for i, r in enumerate(rows)]
+    if not np.isfinite(c_lo + c_hi + i_lo + i_hi).all():
+        raise ValueError("breakpoints and index values must be finite (no nan or inf)")
     if any(b <= a for a, b in zip(c_lo, c_lo[1:], strict=False)) or any(
         h < lo for lo, h in zip(c_lo, c_hi, strict=True)
     ):
         raise ValueError(
             "breakpoints must increase (c_lo of each level above the previous, c_hi >= c_lo)"
         )
-    i_lo, i_hi = (
-        [float(r.get("i_lo", i)) for i, r in enumerate(rows)],
-        [float(r.get("i_hi", i + 1)) for i, r in enumerate(rows)],
-    )
     boundary = doc.get("boundary", "upper")
     if boundary not in ("upper", "lower"):
         raise ValueError("boundary must be 'upper' or 'lower'")

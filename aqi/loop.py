@@ -246,6 +246,10 @@ def check_tensorboard(path: Path) -> None:
             f"--tensorboard {path}: the tensorboard package is not installed "
             "(pip install 'aqi[tensorboard]')"
         )
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AqiError(f"--tensorboard {path}: not a writable folder ({e.strerror})") from None
 
 
 def resume_from(ckpt, manager, echo) -> int:

@@ -96,13 +96,15 @@ def _from_doc(doc: dict, station: str | None) -> Mapping:
     if not isinstance(t, dict) or "timezone" not in t:
         raise ValueError("[time] needs 'timezone' and 'column' or 'parts'")
     _check_timezone(t["timezone"])
-    parts = dict(t.get("parts", {}))
+    parts = _table(
+        t, "parts", "[time] parts", 'parts = { year = "yr", month = "mo", day = "dy", hour = "hr" }'
+    )
     if bool(t.get("column")) == bool(parts):
         raise ValueError("[time] needs exactly one of 'column' or 'parts'")
     if parts and set(parts) != set(TIME_PARTS):
         raise ValueError(f"[time] parts must name {', '.join(TIME_PARTS)}")
-    s = doc.get("station", {})
-    columns = {str(k): str(v) for k, v in doc.get("columns", {}).items()}
+    s = _table(doc, "station", "[station]", '[station] column = "site"')
+    columns = {str(k): str(v) for k, v in _table(doc, "columns", "[columns]", 'pm25 = "PM2.5"').items()}
     wd = columns.pop("wd", None)
     unknown = set(columns) - set(MEASURES)
     if unknown:
@@ -123,9 +125,23 @@ def _from_doc(doc: dict, station: str | None) -> Mapping:
         wide=wide,
         columns=columns,
         wd_compass=wd,
-        units={k: _unit(k, v) for k, v in doc.get("units", {}).items()},
-        missing=tuple(str(x) for x in doc.get("missing", ["NA", ""])),
+        units={k: _unit(k, v) for k, v in _table(doc, "units", "[units]", 'co = "mg/m3"').items()},
+        missing=tuple(str(x) for x in _list(doc.get("missing", ["NA", ""]))),
     )
+
+
+def _table(doc: dict, key: str, name: str, example: str) -> dict:
+    """doc[key] when it is a TOML table (default empty), else ValueError naming it and its shape."""
+    v = doc.get(key, {})
+    if not isinstance(v, dict):
+        raise ValueError(f"{name} must be a table of key = value pairs (e.g. {example}), not {v!r}")
+    return v
+
+
+def _list(v) -> list:
+    if not isinstance(v, list):
+        raise ValueError(f'missing must be a list of strings (e.g. missing = ["NA", ""]), not {v!r}')
+    return v
 
 
 def _check_timezone(name: str) -> None:

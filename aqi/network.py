@@ -25,16 +25,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from aqi.config import AqiError, NetworkConfig
 from aqi.datadir import partition_path
+from aqi.store import read_partition
 from aqi.windows import Hourly, Scaler
 
 # the last input columns of a network model: the station's PM2.5 scale and its embedding row
 STATION_COLUMNS = ("pm25_mean", "pm25_std", "station_index")
 UNKNOWN = 0  # embedding row of a station the model was not trained on (cold start)
 MIN_OVERLAP = 24 * 30  # hours both stations observed on the train split for a correlation to count
+
+
+def readable(path: Path, since=None, columns=None) -> pd.DataFrame:
+    """A partition's rows, or no rows when it is corrupt (its own station reports that)."""
+    try:
+        return read_partition(path, since, columns)
+    except AqiError:
+        return no_rows()
+
+
+def no_rows() -> pd.DataFrame:
+    """A station's PM2.5 with no hours: what a corrupt partition is to its neighbours."""
+    return pd.DataFrame({"time": pd.DatetimeIndex([], tz="UTC"), "pm25": np.float32([])})
 
 
 @dataclass(frozen=True)
@@ -47,16 +60,14 @@ class NetworkPm25:
 
     @classmethod
     def read(cls, data_dir: Path, names: list[str], since: pd.Timestamp | None = None):
-        """The stations' PM2.5 (from `since`, UTC, when given: a forecast needs a week only)."""
-        when = [("time", ">=", since.to_pydatetime())] if since is not None else None
+        """The stations' PM2.5 (from `since`, UTC, when given: a forecast needs a week only). A
+        corrupt partition reads as a station with no rows: to the others, a missing neighbour."""
         frames = {}
         for st in names:
             path = partition_path(data_dir, st)
             if not path.exists():
                 raise AqiError(f"station {st!r}: not in {path.parent.parent}; ingest it first")
-            frames[st] = pq.read_table(path, columns=["time", "pm25"], filters=when).to_pandas()
-            if frames[st].empty:
-                raise AqiError(f"station {st!r}: no rows in {path} after {since}")
+            frames[st] = readable(path, since, ["time", "pm25"])
         return cls.from_frames(frames)
 
     @classmethod

@@ -48,6 +48,9 @@ def stations_table(rows: list[dict]) -> None:
     for col in ("station", "first", "last", "rows", "PM2.5 missing %", "all missing %"):
         t.add_column(col, justify="left" if col in ("station", "first", "last") else "right")
     for r in rows:
+        if "error" in r:
+            t.add_row(r["station"], "[red]corrupt partition: re-ingest its raw files[/red]")
+            continue
         t.add_row(
             r["station"],
             r["first"][:16].replace("T", " "),

@@ -36,7 +36,8 @@ class Split:
         )
         if not train_end < val_end <= test_end:
             raise AqiError(
-                f"split dates out of order: train ≤ {train_end}, val ≤ {val_end}, test ≤ {test_end}"
+                f"--train-end / --val-end / --test-end out of order: train ≤ {train_end}, "
+                f"val ≤ {val_end}, test ≤ {test_end}; each must be after the one before"
             )
         return cls(train_end, val_end, test_end)
 

@@ -17,19 +17,60 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aqi.config import MEASURES, AqiError
-from aqi.datadir import atomic_write_bytes, exclusive, manifest_path, partition_path, store_dir
+from aqi.datadir import (
+    STATION_RE,
+    atomic_write_bytes,
+    exclusive,
+    manifest_path,
+    partition_path,
+    store_dir,
+)
 
+ENTRY_KEY = b"aqi.manifest_entry"  # partition metadata: its station's manifest entry, to rebuild from
 SCHEMA = pa.schema([("time", pa.timestamp("us", tz="UTC"))] + [(c, pa.float32()) for c in MEASURES])
 
 
 def load_manifest(data_dir: Path) -> dict:
+    """The manifest, repaired from the partitions where they disagree: a station whose partition is
+    newer than the manifest (a writer killed between the two) or missing from it (or a corrupt
+    manifest) gets the entry its partition carries; a station without a partition is dropped."""
     p = manifest_path(data_dir)
-    if not p.exists():
-        return {"version": 1, "stations": {}}
+    doc = _read_manifest(p)
+    stamp = p.stat().st_mtime_ns if doc else -1
+    entries = dict(doc["stations"]) if doc else {}
+    parts = {
+        d.name.removeprefix("station="): d / "data.parquet"
+        for d in store_dir(data_dir).glob("station=*")
+        if (d / "data.parquet").is_file() and STATION_RE.fullmatch(d.name.removeprefix("station="))
+    }
+    for st, f in parts.items():
+        if st not in entries or f.stat().st_mtime_ns > stamp:
+            entries[st] = partition_entry(f) or entries.get(st) or _bare_entry(st)
+    return {"version": 1, "stations": {st: entries[st] for st in sorted(parts)}}
+
+
+def _read_manifest(p: Path) -> dict | None:
+    """The manifest as written, or None when it is absent or not a manifest (corrupt, `{}`)."""
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise AqiError(f"{p}: corrupt manifest: {e}") from None
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError):  # absent, unreadable, not JSON or not UTF-8
+        return None
+    ok = isinstance(doc, dict) and isinstance(doc.get("stations"), dict)
+    return doc if ok and all(isinstance(e, dict) for e in doc["stations"].values()) else None
+
+
+def _bare_entry(station: str) -> dict:
+    return {"display_name": station, "timezone": "UTC", "sources": []}
+
+
+def partition_entry(path: Path) -> dict | None:
+    """The manifest entry a partition was written with (schema metadata), None if unreadable."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        entry = json.loads(meta[ENTRY_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
+    return entry if isinstance(entry, dict) and "timezone" in entry else None
 
 
 def write_manifest(data_dir: Path, manifest: dict) -> None:
@@ -46,10 +87,15 @@ def locked(data_dir: Path) -> Iterator[Path]:
         yield root
 
 
-def write_partition(data_dir: Path, station: str, df: pd.DataFrame) -> None:
-    """Replace one station's partition with `df` (`time` + MEASURES), re-read before it goes live."""
+def write_partition(data_dir: Path, station: str, df: pd.DataFrame, entry: dict | None = None) -> None:
+    """Replace one station's partition with `df` (`time` + MEASURES) and its manifest `entry`
+    (kept in the file's metadata), re-read before it goes live."""
     path = partition_path(data_dir, station)
     table = pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
+    if entry is not None:
+        table = table.replace_schema_metadata(
+            table.schema.metadata | {ENTRY_KEY: json.dumps(entry).encode()}
+        )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
@@ -62,10 +108,18 @@ def has_station(data_dir: Path, station: str) -> bool:
     return partition_path(data_dir, station).exists()
 
 
-def read_partition(path: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
-    """A partition's rows, only those at or after `since` (UTC) when given."""
+def read_partition(path: Path, since: pd.Timestamp | None = None, columns=None) -> pd.DataFrame:
+    """A partition's rows (`columns` only, when given), only those at or after `since` (UTC) when
+    given; AqiError naming the file and the repair when it cannot be read."""
     filters = [("time", ">=", since.to_pydatetime())] if since is not None else None
-    return pq.read_table(path, schema=SCHEMA, filters=filters).to_pandas()
+    try:
+        return pq.read_table(path, columns=columns, schema=SCHEMA, filters=filters).to_pandas()
+    except (OSError, pa.ArrowException) as e:
+        station = path.parent.name.removeprefix("station=")
+        raise AqiError(
+            f"{path}: corrupt partition ({str(e).splitlines()[0][:80]}); re-ingest station "
+            f"{station}'s raw files (`aqi ingest FILE`) to rebuild it"
+        ) from None
 
 
 def stations(data_dir: Path) -> list[str]:
@@ -87,21 +141,25 @@ def station_timezone(data_dir: Path, station: str) -> str:
 
 def summary(data_dir: Path) -> list[dict]:
     """Per station: first/last local time, rows, missing % of PM2.5 and of all measures over the
-    complete hourly grid between first and last hour."""
+    complete hourly grid between first and last hour; a corrupt partition's row has `error`."""
     out = []
     for st, meta in sorted(load_manifest(data_dir)["stations"].items()):
-        df = read_station(data_dir, st)
-        hours = int((df["time"].max() - df["time"].min()) / pd.Timedelta(hours=1)) + 1
-        present = df[list(MEASURES)].notna().sum()
-        out.append(
-            {
-                "station": st,
-                "timezone": meta["timezone"],
-                "rows": len(df),
-                "first": df["time"].min().tz_convert(meta["timezone"]).isoformat(),
-                "last": df["time"].max().tz_convert(meta["timezone"]).isoformat(),
-                "missing_pm25_pct": round(100 * (1 - present["pm25"] / hours), 2),
-                "missing_all_pct": round(100 * (1 - present.sum() / (hours * len(MEASURES))), 2),
-            }
-        )
+        try:
+            out.append(_summary_row(read_station(data_dir, st), st, meta["timezone"]))
+        except AqiError as e:
+            out.append({"station": st, "timezone": meta["timezone"], "error": str(e)})
     return out
+
+
+def _summary_row(df: pd.DataFrame, st: str, tz: str) -> dict:
+    hours = int((df["time"].max() - df["time"].min()) / pd.Timedelta(hours=1)) + 1
+    present = df[list(MEASURES)].notna().sum()
+    return {
+        "station": st,
+        "timezone": tz,
+        "rows": len(df),
+        "first": df["time"].min().tz_convert(tz).isoformat(),
+        "last": df["time"].max().tz_convert(tz).isoformat(),
+        "missing_pm25_pct": round(100 * (1 - present["pm25"] / hours), 2),
+        "missing_all_pct": round(100 * (1 - present.sum() / (hours * len(MEASURES))), 2),
+    }

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from aqi import shards
-from aqi.config import AqiError, Config, validate
+from aqi.checks import check_size, validate
+from aqi.config import AqiError, Config
 from aqi.datadir import exclusive, model_dir
 from aqi.devices import select_strategy
 from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
@@ -22,7 +23,7 @@ from aqi.loop import check_tensorboard, dataset
 from aqi.losses import tf
 from aqi.store import read_station, station_timezone, stations
 from aqi.trained import TrainedModel, predict
-from aqi.windows import Windows, build_windows
+from aqi.windows import N_FEATURES, Windows, build_windows
 
 TRAIN_LOCK = ".train.lock"  # in models/<station>/: one training of a model at a time
 
@@ -42,6 +43,7 @@ def train_station(
     if tensorboard:
         check_tensorboard(tensorboard)
     df = read_station(data_dir, station)  # an unknown station fails before anything is made
+    check_size(cfg, N_FEATURES, len(df), f"station {station}")
     opts, chief_ckpt = (
         RunOptions(quiet, tensorboard, resume, echo),
         model_dir(data_dir, station) / "ckpt",

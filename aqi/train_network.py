@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aqi.config import AqiError, Config, network_defaults, validate
+from aqi.checks import check_size, validate
+from aqi.config import AqiError, Config, network_defaults
 from aqi.datadir import check_station, exclusive, network_dir
 from aqi.devices import select_strategy
 from aqi.finetune import finetune_station
@@ -30,7 +31,7 @@ from aqi.store import read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
 from aqi.trained import NETWORK, TrainedModel, predict
-from aqi.windows import Moments, Scaler, Split, hourly
+from aqi.windows import N_FEATURES, Moments, Scaler, Split, hourly
 
 TRAIN_LOCK = ".train.lock"
 
@@ -131,6 +132,12 @@ def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOption
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
+    check_size(
+        cfg,
+        N_FEATURES + cfg.network.neighbours * 2 + 2 + cfg.network.days,
+        len(net.times),
+        "the network",
+    )
     with output_folder(data_dir, _ckpt(data_dir), opts, "network") as (out, opts):
         return _train_in(data_dir, out, names, cfg, net, opts)
 

@@ -158,10 +158,13 @@ def live_folder(station_dir: Path) -> Path | None:
 
 
 def _prune(station_dir: Path, keep: set[str]) -> None:
-    """Remove version folders other than `keep` (the live one and the one before it)."""
+    """Remove version folders other than `keep` (the live one and the one before it) and the temp
+    files of a killed writer (the train lock is held: no other writer is alive)."""
     for v in (station_dir / VERSIONS).iterdir():
         if v.name not in keep:
             shutil.rmtree(v, ignore_errors=True)
+    for stale in station_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def load_from(station_dir: Path, station: str) -> TrainedModel:
@@ -184,7 +187,10 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
     sha = hashlib.sha256((d / MODEL_FILE).read_bytes()).hexdigest()
     if sha != meta.get("model_sha256"):
         raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); retrain")
-    model = keras.models.load_model(d / MODEL_FILE, safe_mode=True)
+    try:
+        model = keras.models.load_model(d / MODEL_FILE, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a damaged file
+        raise AqiError(f"{d / MODEL_FILE}: cannot be loaded ({type(e).__name__}); retrain") from None
     tz = meta["timezone"]
     table = meta.get("standard_table")
     own = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}

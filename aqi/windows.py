@@ -24,6 +24,8 @@ MEASURED = tuple(c for c in MEASURES if c != "wd_deg")
 # Missing-value indicators per hour: PM2.5 only; those of the other measures are almost always 0 and
 # only added inputs to overfit.
 INDICATED = ("pm25",)
+# columns of `feature_frame`: the plain ones, log PM2.5, wind sin/cos, hour/dow/month sin/cos, flags
+N_FEATURES = len(PLAIN_COLS) + 1 + 2 + 6 + len(INDICATED)
 
 
 @dataclass(frozen=True)

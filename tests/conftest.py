@@ -213,3 +213,21 @@ def network_store(tmp_path_factory):
     assert r.exit_code == 0, r.output
     assert "network model of 3 stations" in r.output
     return d / "data"
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> Path:
+    """root/raw/{Synth,Other}.csv and root/data: both stations ingested, each with a tiny model.
+    Copy it before changing it."""
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+    from aqi.ingest import ingest
+
+    root = tmp_path_factory.mktemp("template")
+    frames = [learnable_frame("Synth"), learnable_frame("Other", seed=5)]
+    ingest([write_csv(f, root / "raw" / f"{f['station'][0]}.csv") for f in frames], root / "data")
+    train = ["train", "--station", "Synth,Other", "--per-station", "-q", *NETWORK_TINY]
+    r = CliRunner().invoke(app, ["--data-dir", str(root / "data"), *train])
+    assert r.exit_code == 0, r.output
+    return root

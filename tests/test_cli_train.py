@@ -19,7 +19,7 @@ runner = CliRunner()
         (["--station", "Synth", "--horizon", "0"], "--horizon 0: out of range"),
         (["--station", "Synth", "--optimizer", "adagrad"], "--optimizer 'adagrad': use one of"),
         (["--station", "Synth", "--device", "gpu"], "--device gpu: no GPU visible"),
-        (["--station", "Synth", "--lookback", "5000"], "too little"),
+        (["--station", "Synth", "--lookback", "5000"], "longer than the 2880 hours"),
         (["--station", "Synth", "--quantiles", "0.9,0.1"], "--quantiles"),
         (["--station", "Synth", "--quantiles", "0.1,0.9"], "--quantiles"),  # no median
         (["--station", "X/../../outside"], "--station: invalid station name"),

@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "aqi"
 # comes before `ingest`; report and plots only render, so they sit with the foundations.
 LAYERS = [
     {"config"},
-    {"term", "tfboot", "levels", "datadir"},
+    {"term", "tfboot", "levels", "datadir", "checks"},
     {"summary"},
     {"concentrations", "report", "plots", "mapping", "download", "cpus", "shards", "split"},
     {"metrics"},

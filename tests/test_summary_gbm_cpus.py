@@ -88,7 +88,7 @@ def test_pooled_gbm_is_cached_and_refitted_when_the_data_change(two_stations):
     np.testing.assert_allclose(fit.predict("Ka", x), cached.predict("Ka", x), rtol=1e-6)
     key = gbm.cache_key(d, ["Ka", "Kb"], tm.config.window, tm.split, gbm.GbmConfig())
     changed = learnable_frame("Kb", seed=7).iloc[: 24 * 100]
-    ingest([write_csv(changed, two_stations / "kb2.csv")], d)
+    ingest([write_csv(changed, two_stations / "kb2.csv")], d, replace=True)
     assert gbm.cache_key(d, ["Ka", "Kb"], tm.config.window, tm.split, gbm.GbmConfig()) != key
     with pytest.raises(AqiError, match="not among the stations"):
         fit.predict("Nowhere", x)

@@ -1,0 +1,116 @@
+"""Checks of what a user asks for, made before any work: option ranges and the size of the work.
+
+`validate` range-checks every user-settable field; `check_size` estimates the model's parameters
+and the windows' memory from the config and the station's hours, so `--hidden 2000000` or
+`--horizon 10000` fail at once with the option named, not after minutes or with an out-of-memory
+kill.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from aqi.config import MEDIAN, AqiError, Config
+
+# A network bigger than this is a typo, not a model: 50M parameters are 200 MB of float32 weights,
+# 600 MB with Adam's two moments; the default network model has 0.7M.
+MAX_PARAMS = 50_000_000
+MEMORY_SHARE = 0.5  # of physical memory the windows of one training may take (x, y, float32)
+
+CHOICES = {
+    "arch": ("mlp", "gru"),
+    "head": ("point", "quantile", "level"),
+    "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
+    "schedule": ("cosine", "exponential", "constant"),
+}
+
+
+def _quantiles_ok(qs: tuple[float, ...]) -> bool:
+    """Increasing, distinct, inside (0, 1), at least two, the median among them."""
+    return list(qs) == sorted(set(qs)) and all(0 < q < 1 for q in qs) and MEDIAN in qs and len(qs) >= 2
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks of every user-settable field; AqiError names the command-line option."""
+    w, m, lo, t = cfg.window, cfg.model, cfg.loss, cfg.train
+    checks = [
+        ("--lookback", w.lookback, w.lookback >= 1),
+        ("--horizon", w.horizon, w.horizon >= 1),
+        ("--max-gap", w.max_gap, w.max_gap >= 0),
+        ("--hidden", m.hidden, m.hidden >= 1),
+        ("--layers", m.layers, m.layers >= 1),
+        ("--members", m.members, m.members >= 1),
+        ("--dropout", m.dropout, 0 <= m.dropout < 1),
+        ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
+        ("--tau", lo.tau, lo.tau > 0),
+        ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),
+        ("--tau-anneal", lo.tau_anneal, 1 <= lo.tau_anneal < math.inf),
+        ("--scale", lo.scale, lo.scale > 0),
+        ("--level-weight", lo.level_weight, lo.level_weight >= 0),
+        ("--level-ramp", lo.level_ramp, 0 < lo.level_ramp < math.inf),
+        ("--miss-cost", cfg.decision.miss_cost, 0 < cfg.decision.miss_cost < math.inf),
+        ("--epochs", t.epochs, t.epochs >= 1),
+        ("--batch-size", t.batch_size, t.batch_size >= 1),
+        ("--lr", t.lr, t.lr > 0),
+        ("--patience", t.patience, t.patience >= 0),
+        ("--clipnorm", t.clipnorm, t.clipnorm is None or t.clipnorm > 0),
+        ("--finetune-lbfgs", t.finetune_lbfgs, t.finetune_lbfgs >= 0),
+        ("--quantiles", m.quantiles, _quantiles_ok(m.quantiles)),
+    ]
+    for opt, value, ok in checks:
+        if not ok:
+            raise AqiError(f"{opt} {value}: out of range")
+    for name, value in [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]:
+        if value not in CHOICES[name]:
+            raise AqiError(f"--{name} {value!r}: use one of {', '.join(CHOICES[name])}")
+    if t.schedule not in CHOICES["schedule"]:
+        raise AqiError(f"--schedule {t.schedule!r}: use one of {', '.join(CHOICES['schedule'])}")
+    return cfg
+
+
+def n_params(cfg: Config, n_features: int, n_edges: int = 6) -> int:
+    """Trainable parameters of one member, estimated from the config: the body's dense (or GRU)
+    layers and the head; embeddings and biases are negligible beside them."""
+    m, w = cfg.model, cfg.window
+    per_h = {"point": 1, "quantile": len(m.quantiles), "level": 1 + n_edges}[m.head]
+    if m.arch == "gru":
+        body = 3 * (n_features + m.hidden) * m.hidden + 3 * 2 * m.hidden**2 * (m.layers - 1)
+    else:
+        body = w.lookback * n_features * m.hidden + m.hidden**2 * (m.layers - 1)
+    return body + m.hidden * w.horizon * per_h
+
+
+def physical_memory() -> int:
+    """Bytes of RAM of this machine (0 when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_size(cfg: Config, n_features: int, hours: int, what: str) -> None:
+    """AqiError naming the option when the model or the windows of `hours` hours of `what` (a
+    station, a network) cannot be built: too many parameters, a window longer than the data, or
+    windows (N, L, F) + (N, H) float32 larger than MEMORY_SHARE of the machine's memory."""
+    w, m = cfg.window, cfg.model
+    params = n_params(cfg, n_features)
+    if params > MAX_PARAMS:
+        opt = "--hidden" if m.hidden * m.hidden > w.horizon * w.lookback else "--horizon"
+        raise AqiError(
+            f"{opt} {getattr(w if opt == '--horizon' else m, opt[2:])}: the model would have "
+            f"{params:.2g} parameters (at most {MAX_PARAMS:.0e}); use a smaller value"
+        )
+    if w.lookback + w.horizon > hours:
+        raise AqiError(
+            f"--lookback {w.lookback} + --horizon {w.horizon}: longer than the {hours} hours of "
+            f"{what}; use shorter windows"
+        )
+    need = 4 * (hours - w.lookback - w.horizon + 1) * (w.lookback * n_features + w.horizon)
+    have = physical_memory() * MEMORY_SHARE
+    if have and need > have:
+        raise AqiError(
+            f"--lookback {w.lookback} / --horizon {w.horizon}: the windows of {what} need "
+            f"{need / 2**30:.1f} GiB, over {MEMORY_SHARE:.0%} of this machine's memory; "
+            "use shorter windows"
+        )
