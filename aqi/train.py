@@ -128,9 +128,16 @@ def train_stations(
     names = shards.pick(stations(data_dir), shard) if station == "all" else [station]
     if not names:
         raise AqiError(f"no stations in {Path(data_dir) / 'store'}; run `aqi ingest PATH` first")
-    out = []
+    out, failed = [], []
     for i, name in enumerate(names, 1):
         if len(names) > 1:
             echo(f"[{i}/{len(names)}] {name}")
-        out.append(train_station(data_dir, name, cfg, echo=echo, **kw))
+        try:
+            out.append(train_station(data_dir, name, cfg, echo=echo, **kw))
+        except AqiError as e:  # one station's bad data must not stop the others' training
+            if len(names) == 1:
+                raise
+            failed.append(f"{name}: {e}")
+    if failed:
+        raise AqiError("; ".join(failed) + f" (the other {len(out)} were trained)")
     return out

@@ -132,3 +132,15 @@ def test_a_corrupt_station_is_a_missing_neighbour_to_the_network_model(network_s
     r = aqi(data, "forecast", "--station", "all", "--format", "json")
     assert r.exit_code == 2 and "B: " in r.stderr and "corrupt partition" in r.stderr
     assert [f["station"] for f in json.loads(r.stdout)] == ["A", "C"]
+
+
+def test_per_station_training_of_all_goes_on_past_a_corrupt_station(template, tmp_path):
+    from conftest import NETWORK_TINY
+
+    root = tmp_path / "root"
+    shutil.copytree(template, root)
+    corrupt(root / "data", "Synth")
+    before = (root / "data" / "models" / "Other" / "CURRENT").read_text()
+    r = aqi(root / "data", "train", "--station", "all", "--per-station", "-q", *NETWORK_TINY)
+    assert r.exit_code == 2 and "Synth: " in r.stderr and "the other 1 were trained" in r.stderr
+    assert (root / "data" / "models" / "Other" / "CURRENT").read_text() != before
