@@ -86,10 +86,10 @@ def download(
 @app.command()
 @user_errors
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="CSV files, folders of CSVs, or zip archives.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders of them, zip or gzip archives.")],
     mapping: Annotated[Path | None, typer.Option(help="TOML mapping for non-UCI layouts.")] = None,
     station: Annotated[
-        str | None, typer.Option(help="Station name for files without a station column, or a filter.")
+        str | None, typer.Option(help="Only this station (--mapping: the file's).")
     ] = None,
     invalid: Annotated[
         str, typer.Option(help="Negative or out-of-bounds values: 'reject' (exit 2) or 'missing'.")
@@ -97,17 +97,17 @@ def ingest(
     replace: Annotated[bool, typer.Option(help="The files' hours win whole, missing too.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Validate raw hourly CSVs and upsert them into the parquet store (a missing value never
-    overwrites a stored one)."""
+    """Validate hourly files (UCI, OpenAQ, AirNow, AQS, --mapping) and upsert them into the store."""
     from aqi.config import IngestConfig
     from aqi.ingest import ingest as run
+    from aqi.report import ingest_lines
 
     if invalid not in ("reject", "missing"):
         raise AqiError(f"--invalid {invalid!r}: use 'reject' or 'missing'")
-    reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid), replace)
-    for r in [] if quiet else reports:
-        counts = f"{r.added} added, {r.corrected} corrected, {r.filled} filled"
-        typer.echo(f"{r.station}: {r.rows} rows ({counts}{r.note})")
+    notes: list[str] = []
+    reports = run(paths, data_dir(), mapping, station, IngestConfig(invalid=invalid), replace, notes)
+    for line in [] if quiet else ingest_lines(reports, notes):
+        typer.echo(line)
 
 
 @app.command()

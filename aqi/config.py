@@ -39,7 +39,7 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
     "co": (0.0, 50000.0),
     "o3": (0.0, 1500.0),
     "temp": (-60.0, 60.0),
-    "pres": (800.0, 1100.0),
+    "pres": (500.0, 1100.0),  # hPa; a monitor at 5,000 m reads ~550
     "dewp": (-80.0, 50.0),
     "rain": (0.0, 500.0),
     "wspm": (0.0, 100.0),

@@ -6,11 +6,8 @@ A canonical frame has `station` (str), `time` (UTC), the float32 columns of `con
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import io
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,93 +16,13 @@ import pyarrow.csv as pacsv
 
 from aqi.config import MEASURES, PHYSICAL_BOUNDS, AqiError, IngestConfig
 from aqi.datadir import STATION_RE, check_station
+from aqi.feeds import detect, read_feed, to_hourly
 from aqi.mapping import UCI, Mapping
+from aqi.sources import Source
 
 # 16-point compass → degrees; calm ('C', 'CV') has no direction and stays missing.
 _POINTS = "N NNE NE ENE E ESE SE SSE S SSW SW WSW W WNW NW NNW".split()
 COMPASS = {d: i * 22.5 for i, d in enumerate(_POINTS)}
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str  # shown in messages: a path, or 'archive.zip!member.csv'
-    data: bytes
-    sha256: str
-
-
-def collect_sources(paths: list[Path], cfg: IngestConfig = IngestConfig()) -> list[Source]:
-    """Every CSV named by `paths`: files, folders (non-recursive, sorted) and zips (nested zips
-    too), each checked against `cfg`'s size limits before it is read or inflated."""
-    out: list[Source] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".csv", ".zip"))
-            if not files:
-                raise AqiError(f"{p}: folder holds no .csv or .zip file")
-            out += collect_sources(files, cfg)
-        elif not p.exists():
-            raise AqiError(f"{p}: file not found")
-        elif not p.is_file():  # a FIFO or a device would block or never end
-            raise AqiError(f"{p}: not a regular file; give a CSV file, a folder or a zip archive")
-        else:
-            _check_size(str(p), p.stat().st_size, cfg)
-            out += _expand(str(p), _read(p), cfg)
-    return out
-
-
-def _read(p: Path) -> bytes:
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise AqiError(f"{p}: cannot read ({e.strerror})") from None
-
-
-def _check_size(name: str, size: int, cfg: IngestConfig) -> None:
-    if size > cfg.max_bytes:
-        raise AqiError(
-            f"{name}: {size / 2**20:.0f} MiB (after decompression), over the limit of "
-            f"{cfg.max_bytes / 2**20:.0f} MiB for one source; split the file"
-        )
-
-
-def _check_lines(name: str, data: bytes, cfg: IngestConfig) -> None:
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    longest = int(np.diff(ends, prepend=-1, append=len(data)).max(initial=0)) - 1
-    if longest > cfg.max_line:
-        raise AqiError(
-            f"{name}: a line of {longest} bytes (limit {cfg.max_line}); not an hourly CSV "
-            "(one record per line)"
-        )
-
-
-def _expand(name: str, data: bytes, cfg: IngestConfig, depth: int = 0) -> list[Source]:
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        _check_lines(name, data, cfg)
-        return [Source(name, data, hashlib.sha256(data).hexdigest())]
-    if depth >= 2:
-        raise AqiError(f"{name}: zip nested deeper than 2 archives; unpack it first")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            members = sorted((m for m in z.infolist() if _wanted(m.filename)), key=lambda m: m.filename)
-            for m in members:  # sizes the archive declares; zipfile never inflates past them
-                _check_size(f"{name}!{m.filename}", m.file_size, cfg)
-                if m.file_size > cfg.max_ratio * max(m.compress_size, 1 << 10):
-                    raise AqiError(
-                        f"{name}!{m.filename}: inflates {m.file_size // max(m.compress_size, 1)}x "
-                        f"(limit {cfg.max_ratio}x): not a CSV archive (a zip bomb?)"
-                    )
-            found = [
-                s for m in members for s in _expand(f"{name}!{m.filename}", z.read(m), cfg, depth + 1)
-            ]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
-        raise AqiError(f"{name}: corrupt zip archive ({e}); fetch it again") from None
-    if not found:
-        raise AqiError(f"{name}: zip archive holds no CSV file")
-    return found
-
-
-def _wanted(member: str) -> bool:
-    return member.lower().endswith((".csv", ".zip")) and not member.startswith("__MACOSX")
 
 
 def read_source(
@@ -113,15 +30,36 @@ def read_source(
     mapping: Mapping | None,
     station: str | None = None,
     cfg: IngestConfig = IngestConfig(),
-) -> pd.DataFrame:
-    """One source → canonical frame, validated. `mapping` None means the built-in UCI layout."""
+) -> tuple[pd.DataFrame, dict, list[str]]:
+    """One source → (canonical frame, validated; {station: metadata}; notes). With no `mapping`
+    an agency feed is recognised by its header (`feeds.detect`), else the UCI layout is expected."""
+    kind = None if mapping else detect(src.data[:4096])
+    if kind:
+        feed = read_feed(kind, src.data, src.name)
+        df = to_hourly(feed, src.name)
+        if station:
+            df = df[df["station"] == station]
+        # one implausible value of 1,428 sites must not refuse the hour: set missing and counted
+        out = {c: int(((df[c] < lo) | (df[c] > hi)).sum()) for c, (lo, hi) in PHYSICAL_BOUNDS.items()}
+        if any(out.values()):
+            said = ", ".join(f"{n} {c}" for c, n in out.items() if n)
+            feed.notes.append(f"{src.name}: values outside physical bounds set missing: {said}")
+        missing = dataclasses.replace(cfg, invalid="missing")
+        return validate(df, src.name, missing), feed.stations, feed.notes
+    m = mapping or UCI
+    df = _mapped(src, mapping, station)
+    meta = {st: {"timezone": m.timezone, "source": "uci" if m is UCI else "mapping"}
+            for st in df["station"].unique()}  # fmt: skip
+    return validate(df, src.name, cfg), meta, []
+
+
+def _mapped(src: Source, mapping: Mapping | None, station: str | None) -> pd.DataFrame:
     table = _read_table(src, mapping or UCI)
     m = mapping or _detect(src, table)
     missing = [c for c in m.required() if c not in table.column_names]
     if missing:
         raise AqiError(f"{src.name}: missing required column(s) {', '.join(missing)}")
-    df = _to_canonical(src, table.to_pandas(), m, station)
-    return validate(df, src.name, cfg)
+    return _to_canonical(src, table.to_pandas(), m, station)
 
 
 def _read_table(src: Source, m: Mapping) -> pa.Table:
@@ -164,9 +102,13 @@ def _locate_bad_number(src: Source, m: Mapping) -> str | None:
     return None
 
 
+class UnknownLayout(AqiError):
+    """A CSV in no layout aqi knows: neither an agency feed nor the UCI layout."""
+
+
 def _detect(src: Source, table: pa.Table) -> Mapping:
     if not set(UCI.required()) <= set(table.column_names):
-        raise AqiError(
+        raise UnknownLayout(
             f"{src.name}: not in the UCI Beijing layout (missing "
             f"{', '.join(sorted(set(UCI.required()) - set(table.column_names)))}); "
             "describe it with --mapping FILE.toml"

@@ -43,16 +43,37 @@ def train_summary(meta: dict) -> str:
     )
 
 
+def ingest_lines(reports, notes: list[str], most: int = 20) -> list[str]:
+    """What `aqi ingest` prints: one line per station (at most `most`, then a total) and the
+    readers' notes (sentinels, negatives, units, skipped files), the first `most` of them."""
+    lines = [
+        f"{r.station}: {r.rows} rows ({r.added} added, {r.corrected} corrected, "
+        f"{r.filled} filled{r.note})"
+        for r in reports[:most]
+    ]
+    if len(reports) > most:
+        rows = sum(r.rows for r in reports)
+        written = sum(r.written for r in reports)
+        lines.append(f"… {len(reports)} stations in all, {rows:,} rows, {written} partition(s) written")
+    lines += [f"note: {n}" for n in notes[:most]]
+    if len(notes) > most:
+        lines.append(f"note: … and {len(notes) - most} more notes")
+    return lines
+
+
 def stations_table(rows: list[dict]) -> None:
     t = Table(title="Stations in the store (times local)", box=box.SIMPLE_HEAD)
-    for col in ("station", "first", "last", "rows", "PM2.5 missing %", "all missing %"):
-        t.add_column(col, justify="left" if col in ("station", "first", "last") else "right")
+    cols = ("station", "name", "lat, lon", "first", "last", "rows", "PM2.5 missing %", "all missing %")
+    for col in cols:
+        t.add_column(col, justify="right" if col in cols[5:] else "left", no_wrap=col != "name")
     for r in rows:
+        where = f"{r['latitude']:.4f}, {r['longitude']:.4f}" if r.get("latitude") is not None else ""
+        head = (r["station"], (r.get("name") or "")[:24], where)
         if "error" in r:
-            t.add_row(r["station"], "[red]corrupt partition: re-ingest its raw files[/red]")
+            t.add_row(*head, "[red]corrupt partition: re-ingest its raw files[/red]")
             continue
         t.add_row(
-            r["station"],
+            *head,
             r["first"][:16].replace("T", " "),
             r["last"][:16].replace("T", " "),
             f"{r['rows']:,}",

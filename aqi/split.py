@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +64,14 @@ class Split:
 
 
 def _local(s: str, tz: str) -> pd.Timestamp:
+    """A split end in local time; a date alone means its whole day (its last hour, 23:00)."""
     try:
         t = pd.Timestamp(s)
     except ValueError:
-        raise AqiError(f"split date {s!r}: not a date") from None
+        raise AqiError(f"--train-end/--val-end/--test-end {s!r}: not a date") from None
+    if DATE_ONLY.fullmatch(str(s).strip()):
+        t += pd.Timedelta(hours=23)
     return t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
+
+
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")  # e.g. 2014-12-31: the whole day

@@ -140,14 +140,16 @@ def station_timezone(data_dir: Path, station: str) -> str:
 
 
 def summary(data_dir: Path) -> list[dict]:
-    """Per station: first/last local time, rows, missing % of PM2.5 and of all measures over the
-    complete hourly grid between first and last hour; a corrupt partition's row has `error`."""
+    """Per station: name, latitude, longitude, source (None where the source has none), first/last
+    local time, rows, missing % of PM2.5 and of all measures over the complete hourly grid between
+    first and last hour; a corrupt partition's row has `error`."""
     out = []
     for st, meta in sorted(load_manifest(data_dir)["stations"].items()):
+        info = {k: meta.get(k) for k in ("name", "latitude", "longitude", "source")}
         try:
-            out.append(_summary_row(read_station(data_dir, st), st, meta["timezone"]))
+            out.append(_summary_row(read_station(data_dir, st), st, meta["timezone"]) | info)
         except AqiError as e:
-            out.append({"station": st, "timezone": meta["timezone"], "error": str(e)})
+            out.append({"station": st, "timezone": meta["timezone"], "error": str(e)} | info)
     return out
 
 

@@ -165,7 +165,7 @@ def zip_without_csv(r):
 @case
 def folder_without_csv(r):
     (r / "in" / "empty").mkdir(parents=True)
-    return ingest(str(r / "in" / "empty")), "folder holds no .csv or .zip file"
+    return ingest(str(r / "in" / "empty")), "folder holds no .csv, .zip, .gz, .dat file"
 
 
 @case

@@ -131,3 +131,13 @@ def test_window_at_reports_the_blocking_hours():
 def test_too_little_data():
     with pytest.raises(AqiError, match="too little data"):
         build_windows(series(10), WindowConfig(lookback=8, horizon=4, **DATES), TZ)
+
+
+def test_a_date_alone_as_a_split_end_means_its_whole_day():
+    from aqi.config import WindowConfig
+    from aqi.split import Split
+
+    cfg = WindowConfig(train_end="2016-02-29", val_end="2016-03-31 12:00", test_end="2016-04-30")
+    s = Split.resolve(cfg, pd.Timestamp("2016-05-01", tz="UTC"), "Asia/Shanghai")
+    assert (s.train_end.hour, s.val_end.hour, s.test_end.hour) == (23, 12, 23)
+    assert str(s.train_end) == "2016-02-29 23:00:00+08:00"
