@@ -38,6 +38,8 @@ def validate(cfg: Config) -> Config:
         ("--lookback", w.lookback, w.lookback >= 1),
         ("--horizon", w.horizon, w.horizon >= 1),
         ("--max-gap", w.max_gap, w.max_gap >= 0),
+        ("--stale-limit", w.stale_limit, w.stale_limit >= 0),
+        ("--gap-share", cfg.train.gap_share, 0 <= cfg.train.gap_share <= 1),
         ("--hidden", m.hidden, m.hidden >= 1),
         ("--layers", m.layers, m.layers >= 1),
         ("--members", m.members, m.members >= 1),

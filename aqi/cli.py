@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from aqi.config import AqiError, default_data_dir
-from aqi.datadir import evaluate_dir, write_output
+from aqi.datadir import evaluate_dir
 from aqi.shards import one_or_all, pick
 
 
@@ -177,6 +177,8 @@ def train(
     lookback: Annotated[int | None, Opt(help="L, input hours.")] = None,
     horizon: Annotated[int | None, Opt(help="H, hours ahead.")] = None,
     max_gap: Annotated[int | None, Opt(help="Longest input gap filled, hours.")] = None,
+    stale_limit: Annotated[int | None, Opt(help="Hours a forecast carries inputs over.")] = None,
+    gap_share: Annotated[float | None, Opt(help="Train windows added with an outage.")] = None,
     train_end: Annotated[str | None, Opt(help="Last target hour of the train split (local).")] = None,
     val_end: Annotated[str | None, Opt(help="Last target hour of validation (local).")] = None,
     test_end: Annotated[str | None, Opt(help="Last target hour of the test split (local).")] = None,
@@ -247,10 +249,12 @@ def evaluate(
     if fmt == "json":
         typer.echo(json.dumps({"by_horizon": by_horizon(rows), "stations": rows}, indent=2))
         return
-    from aqi.report import evaluation_table, horizon_table
+    from aqi.gap_skill import gap_table
+    from aqi.report import evaluation_table, gaps_table, horizon_table
 
     evaluation_table(rows)
     horizon_table(by_horizon(rows))
+    gaps_table(gap_table(rows))
     typer.echo(f"reports in {evaluate_dir(data_dir())}")
 
 
@@ -272,28 +276,13 @@ def forecast(
     from aqi.forecast import forecast_stations
 
     results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
-    _forecast_output(results, fmt, output)
+    from aqi.report import forecast_output
+
+    forecast_output(results, fmt, output, typer.echo)
     for line in failed:
         typer.echo(f"error: {line}", err=True)
     if failed:
         raise typer.Exit(2)
-
-
-def _forecast_output(results: list[dict], fmt: str, output: Path | None) -> None:
-    if fmt == "table" and output is None:
-        from aqi.report import forecast_table
-
-        for r in results:
-            forecast_table(r)
-        return
-    from aqi.report import forecast_text
-
-    text = forecast_text(results, fmt)
-    if output is None:
-        typer.echo(text)
-        return
-    write_output(output, text, "--output")
-    typer.echo(f"wrote {output}")
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m aqi`

@@ -109,6 +109,9 @@ class WindowConfig:
     lookback: int = 24
     horizon: int = 24  # H, hours ahead predicted (t+1..t+H), the next-day forecast agencies publish
     max_gap: int = 3  # hours; shorter input gaps are forward-filled, longer ones drop the window
+    # hours; a forecast through an outage carries each input's last value forward this long (the
+    # PM2.5-missing flag set); a last observation older than this refuses the forecast
+    stale_limit: int = 24
     # Chronological split on target time (local, inclusive ends). None = the last 12 months of data
     # are test and the 6 months before validation: for Beijing, train ≤ 2015-08-31 23:00,
     # validation 2015-09-01..2016-02-29, test 2016-03-01..2017-02-28.
@@ -174,6 +177,9 @@ class TrainConfig:
     restore_best: bool = True  # end with the weights of the best validation epoch
     seed: int = 0  # weights, shuffling and dropout; deterministic on CPU
     device: str = "auto"  # auto | cpu | gpu | gpu:0,1
+    # share of train windows added again with their last 1..stale_limit hours missing (a feed's
+    # outage, `Hourly.windows(gap=)`), so the model learns to forecast through one
+    gap_share: float = 0.0
     finetune_lbfgs: int = 0  # L-BFGS-B iterations after the first-order phase
     lbfgs_max_samples: int = 20000  # full-batch L-BFGS-B uses at most this many windows (memory)
 

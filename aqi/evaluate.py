@@ -22,6 +22,7 @@ from filelock import FileLock
 from aqi import baselines, gbm, metrics, plots
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, atomic_write_bytes, evaluate_dir
+from aqi.gap_skill import gap_scores
 from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
 from aqi.resolve import bind, load
@@ -115,6 +116,7 @@ def evaluate_station(
     m = {"station": station} | scores(test, points, std, tm.timezone)
     if pred.exceedance(std) is not None:
         m |= decision_scores(test.y, tm, pred, std)
+    m["gaps"] = gap_scores(df, tm, std)
     if quantiles:
         m["probabilistic"] = {
             k: metrics.probabilistic(test.y, q, tm.quantile_levels, std) for k, q in quantiles.items()

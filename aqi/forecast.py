@@ -37,8 +37,14 @@ def forecast_station(
 ) -> dict:
     tm = load(data_dir, station)
     when = _parse_at(at, tm.timezone) if at else None
-    x, origin, _ = tm.window_at(read_station(data_dir, station), when)
-    return _result(tm, origin, tm.predict(x), standard, miss_cost)
+    x, origin, _, stale = tm.window_at(read_station(data_dir, station), when, store_end(data_dir))
+    return _result(tm, origin, tm.predict(x), standard, miss_cost) | stale
+
+
+def store_end(data_dir: Path) -> pd.Timestamp:
+    """The latest hour of any station: a forecast's default issue time. A station whose feed is
+    out is forecast from that hour too, through its gap (`window_at`)."""
+    return max(pd.Timestamp(m["last_time"]) for m in load_manifest(data_dir)["stations"].values())
 
 
 def network_forecasts(
@@ -49,7 +55,8 @@ def network_forecasts(
     if not names:
         return [], []
     tm, manifest = load_network(data_dir), load_manifest(data_dir)["stations"]
-    since = _history_start(tm, at, {n: manifest[n] for n in names})
+    latest = max(pd.Timestamp(m["last_time"]) for m in manifest.values())  # `store_end`
+    since = _history_start(tm, _parse_at(at, tm.timezone) if at else latest)
     frames, bad = _frames(data_dir, needed(tm, data_dir, names), since)
     net = NetworkPm25.from_frames(frames)  # each partition read once, for both uses
     ready, failed = [], []
@@ -59,15 +66,16 @@ def network_forecasts(
                 raise bad[name]
             bound = bind(tm, data_dir, name, net, manifest[name]["timezone"])
             when = _parse_at(at, bound.timezone) if at else None
-            x, origin, _ = bound.window_at(frames[name], when)
-            ready.append((bound, origin, x))
+            x, origin, _, stale = bound.window_at(frames[name], when, latest)
+            ready.append((bound, origin, x, stale))
         except AqiError as e:
             failed.append(f"{name}: {e}")
     if not ready:
         return [], failed
-    pred = tm.predict(np.concatenate([x for *_, x in ready]))
+    pred = tm.predict(np.concatenate([x for _, _, x, _ in ready]))
     results = [
-        _result(b, origin, pred.row(i), standard, miss_cost) for i, (b, origin, _) in enumerate(ready)
+        _result(b, origin, pred.row(i), standard, miss_cost) | stale
+        for i, (b, origin, _, stale) in enumerate(ready)
     ]
     return results, failed
 
@@ -84,16 +92,11 @@ def _frames(data_dir: Path, names: list[str], since):
     return frames, bad
 
 
-def _history_start(tm, at: str | None, manifest: dict) -> pd.Timestamp:
-    """The first hour a network forecast reads (UTC): its window and the week of daily means
-    before it, back from `at` or from the oldest last hour of the stations forecast (each is
-    forecast from its own last hour)."""
+def _history_start(tm, end: pd.Timestamp) -> pd.Timestamp:
+    """The first hour a network forecast issued at `end` reads (UTC): its window, the hours an
+    outage may carry a value over and the week of daily means before them."""
     w, days = tm.config.window, tm.config.network.days
-    if at:
-        end = _parse_at(at, tm.timezone).tz_convert("UTC")
-    else:
-        end = min(pd.Timestamp(m["last_time"]) for m in manifest.values())
-    return end - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.max_gap)
+    return end.tz_convert("UTC") - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.stale_limit)
 
 
 def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> dict:

@@ -12,9 +12,9 @@ so quantiles never cross and the spread cannot diverge.
 from __future__ import annotations
 
 from aqi.config import Config
+from aqi.features import PM25_FEATURE
 from aqi.levels import get_standard
 from aqi.tfboot import import_tf
-from aqi.windows import PM25_FEATURE
 
 import_tf()
 import keras  # noqa: E402

@@ -3,10 +3,13 @@ TensorFlow and computes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from rich import box
 from rich.table import Table
 
+from aqi.datadir import write_output
 from aqi.summary import methods_of
 from aqi.term import console
 
@@ -247,3 +250,31 @@ def summary_markdown(summary: dict) -> str:
         "daily = next-day daily-mean level from 23:00 origins.\n"
     )
     return "# Evaluation summary\n\n" + head + "\n".join(rows) + "\n" + note
+
+
+def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) -> None:
+    """`aqi forecast`'s output: tables, or csv/json text on the terminal or in `output`."""
+    if fmt == "table" and output is None:
+        for r in results:
+            forecast_table(r)
+        return
+    text = forecast_text(results, fmt)
+    if output is None:
+        echo(text)
+        return
+    write_output(output, text, "--output")
+    echo(f"wrote {output}")
+
+
+def gaps_table(table: dict) -> None:
+    """`gap_skill.gap_table`: MAE and level accuracy by hours missing before the origin."""
+    if not table:
+        return
+    t = Table(title="Through an outage: hours without data before the origin (test split, mean)")
+    for col in ("gap h", "model MAE", "persistence MAE", "model level acc", "persistence level acc"):
+        t.add_column(col, justify="right")
+    for g, v in table.items():
+        m, p = v["model"], v["persistence"]
+        t.add_row(g, f"{m['mae']:.2f}", f"{p['mae']:.2f}", f"{m['level_accuracy']:.3f}",
+                  f"{p['level_accuracy']:.3f}")  # fmt: skip
+    console.print(t)

@@ -14,7 +14,7 @@ import numpy as np
 
 SHOWN = (1, 3, 6, 12, 24)  # hours ahead in the tables; "mean" is over every horizon
 BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
-NOT_METHODS = {"checks", "probabilistic", "published"}
+NOT_METHODS = {"checks", "probabilistic", "published", "gaps"}
 
 
 def methods_of(row: dict) -> list[str]:
@@ -54,6 +54,8 @@ def summary_row(m: dict) -> dict:
     }  # fmt: skip
     if "probabilistic" in m:
         row["probabilistic"] = _probabilistic_row(m["probabilistic"])
+    if "gaps" in m:
+        row["gaps"] = m["gaps"]
     return row
 
 

@@ -6,6 +6,7 @@ checkpoints (ckpt/) let `--resume` continue an interrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,14 @@ from aqi.checks import check_size, validate
 from aqi.config import AqiError, Config
 from aqi.datadir import exclusive, model_dir
 from aqi.devices import select_strategy
+from aqi.features import N_FEATURES
 from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard, dataset
 from aqi.losses import tf
 from aqi.store import read_station, station_timezone, stations
 from aqi.trained import TrainedModel, predict
-from aqi.windows import N_FEATURES, Windows, build_windows
+from aqi.windows import Windows, build_windows
 
 TRAIN_LOCK = ".train.lock"  # in models/<station>/: one training of a model at a time
 
@@ -63,13 +65,32 @@ def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out: Path
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
     w = build_windows(df, cfg.window, tz)
-    data = WindowData(w.part("train"), w.part("val"), w)
+    data = WindowData(with_outages(df, cfg, tz, w), w.part("val"), w)
     job = Job(cfg, data, strategy, std, model_dir(out, station) / "ckpt", opts)
     model, info = job.run(station, device)
     resolved = cfg.replace(window=w.dates.to_dict())
     saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(out)
     shutil.rmtree(model_dir(out, station) / "ckpt", ignore_errors=True)  # a later --resume: afresh
     return saved.meta()
+
+
+def with_outages(df, cfg: Config, tz: str, w: Windows) -> Windows:
+    """The train windows, and again `gap_share` of them as if their last 1..stale_limit hours were
+    missing (a feed's outage; `Hourly.windows`), drawn with the training seed."""
+    tr = w.part("train")
+    share, limit = cfg.train.gap_share, cfg.window.stale_limit
+    if not share or not limit:
+        return tr
+    rng = np.random.default_rng(cfg.train.seed)
+    gaps = rng.integers(1, limit + 1, len(w))
+    picked = (w.split == "train") & (rng.random(len(w)) < share)
+    gapped = build_windows(df, cfg.window, tz, w.scaler, w.dates, gap=gaps)
+    x, y = np.concatenate([tr.x, gapped.x[picked]]), np.concatenate([tr.y, gapped.y[picked]])
+    return dataclasses.replace(
+        tr, x=x, y=y, origin=tr.origin.append(gapped.origin[picked]),
+        last_pm25=np.concatenate([tr.last_pm25, gapped.last_pm25[picked]]),
+        split=np.concatenate([tr.split, gapped.split[picked]]),
+    )  # fmt: skip
 
 
 @dataclass

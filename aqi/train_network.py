@@ -21,6 +21,7 @@ from aqi.checks import check_size, validate
 from aqi.config import AqiError, Config, network_defaults
 from aqi.datadir import check_station, exclusive, network_dir
 from aqi.devices import select_strategy
+from aqi.features import N_FEATURES
 from aqi.finetune import finetune_station
 from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
@@ -31,7 +32,7 @@ from aqi.store import read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
 from aqi.trained import NETWORK, TrainedModel, predict
-from aqi.windows import N_FEATURES, Moments, Scaler, Split, hourly
+from aqi.windows import Moments, Scaler, Split, hourly
 
 TRAIN_LOCK = ".train.lock"
 

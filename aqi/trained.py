@@ -97,13 +97,14 @@ class TrainedModel:
         rule = self.info.get("decided_horizons") if cost == 1.0 else None  # chosen at cost 1
         return publish(pred, std, cost, rule)
 
-    def windows(self, df: pd.DataFrame) -> Windows:
-        """Every window of `df` with this model's scaler and split dates."""
-        return build_windows(df, self.config.window, self.timezone, self.scaler, self.split, self.extra)
+    def windows(self, df: pd.DataFrame, gap: int = 0) -> Windows:
+        """Every window of `df` with this model's scaler and split dates (`gap`: build_windows)."""
+        w = self.config.window
+        return build_windows(df, w, self.timezone, self.scaler, self.split, self.extra, gap)
 
-    def window_at(self, df: pd.DataFrame, at: pd.Timestamp | None = None):
-        """(x (1, L, F), origin UTC, PM2.5 at the origin) for a forecast issued at `at`."""
-        return window_at(df, self.config.window, self.timezone, self.scaler, at, self.extra)
+    def window_at(self, df: pd.DataFrame, at: pd.Timestamp | None = None, now=None):
+        """(x (1, L, F), origin UTC, PM2.5 forecast from, staleness) at `at` (`window_at`)."""
+        return window_at(df, self.config.window, self.timezone, self.scaler, at, self.extra, now)
 
     def meta(self) -> dict:
         return (

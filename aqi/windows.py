@@ -14,38 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aqi.config import MEASURES, POLLUTANTS, AqiError, WindowConfig
+from aqi.config import MEASURES, AqiError, WindowConfig
+from aqi.features import (
+    INDICATED,
+    LOG_COLS,
+    MEASURED,
+    PLAIN_COLS,
+    PM25_FEATURE,
+    Moments,
+    Scaler,
+)
 from aqi.split import Split
 
-LOG_COLS = tuple(c for c in POLLUTANTS if c != "pm25")  # heavy-tailed µg/m³: log1p before scaling
-PLAIN_COLS = ("pm25", *LOG_COLS, "temp", "pres", "dewp", "rain", "wspm")
-PM25_FEATURE = PLAIN_COLS.index("pm25")  # feature column of the linear PM2.5 input (µg/m³, scaled)
-MEASURED = tuple(c for c in MEASURES if c != "wd_deg")
-# Missing-value indicators per hour: PM2.5 only; those of the other measures are almost always 0 and
-# only added inputs to overfit.
-INDICATED = ("pm25",)
-# columns of `feature_frame`: the plain ones, log PM2.5, wind sin/cos, hour/dow/month sin/cos, flags
-N_FEATURES = len(PLAIN_COLS) + 1 + 2 + 6 + len(INDICATED)
-
-
-@dataclass(frozen=True)
-class Scaler:
-    mean: np.ndarray  # (F,) float32, fitted on the train split only
-    std: np.ndarray  # (F,)
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Scaler:
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
-
-    def pm25(self) -> tuple[float, float]:
-        """(mean, std) µg/m³ of the PM2.5 input: the model un-scales persistence with them."""
-        return float(self.mean[PM25_FEATURE]), float(self.std[PM25_FEATURE])
+# inputs an outage blanks: every measured one (not the calendar, not other stations' columns)
+CARRIED = (*PLAIN_COLS, "log_pm25", "wd_sin", "wd_cos")
 
 
 @dataclass
@@ -119,46 +101,6 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
     return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in f.items()}, index=grid.index)
 
 
-class Moments:
-    """Running count, sum and sum of squares of the continuous features over train rows, so one
-    scaler can be fitted over many stations without holding their rows together."""
-
-    def __init__(self, columns: list[str]):
-        # log1p PM2.5 inputs of the station and of the network are scaled like PM2.5's own log
-        self.cont = np.array([c in PLAIN_COLS or c.startswith("log_") for c in columns])
-        self.n = self.s = self.s2 = np.zeros(len(columns))
-
-    def add(self, f: np.ndarray) -> Moments:
-        ok = np.isfinite(f)
-        v = np.where(ok, f, 0.0).astype(np.float64)
-        self.n, self.s, self.s2 = self.n + ok.sum(0), self.s + v.sum(0), self.s2 + (v * v).sum(0)
-        return self
-
-    def merge(self, other: Moments) -> Moments:
-        out = Moments.__new__(Moments)
-        out.cont, out.n, out.s, out.s2 = (
-            self.cont,
-            self.n + other.n,
-            self.s + other.s,
-            self.s2 + other.s2,
-        )
-        return out
-
-    def scaler(self) -> Scaler:
-        """Mean/std of the continuous columns; indicators and sin/cos left as they are (0, 1)."""
-        n = np.maximum(self.n, 1)
-        mean = self.s / n
-        std = np.sqrt(np.maximum(self.s2 / n - mean**2, 0.0))
-        mean = np.where(self.cont & (self.n > 0), mean, 0.0)
-        std = np.where(self.cont & (std > 1e-6), std, 1.0)
-        return Scaler(mean.astype(np.float32), std.astype(np.float32))
-
-
-def fit_scaler(feats: pd.DataFrame, rows: np.ndarray) -> Scaler:
-    """The scaler of one station's train rows `rows`."""
-    return Moments(list(feats.columns)).add(feats.to_numpy()[rows]).scaler()
-
-
 @dataclass
 class Hourly:
     """One station's hourly inputs before windowing, what a stream slices windows from."""
@@ -181,14 +123,26 @@ class Hourly:
         """(n, L, F) windows at origins[which] from the scaled hourly array (T, F)."""
         return scaled[self.origins[which, None] + np.arange(-self.lookback + 1, 1)]
 
-    def windows(self, scaler: Scaler) -> Windows:
+    def windows(self, scaler: Scaler, gap: int | np.ndarray = 0) -> Windows:
+        """Every window; with `gap` (hours, one or one per window) as if its last `gap` input
+        hours were missing: each measured input carries its value of hour t-gap forward with the
+        PM2.5-missing flag set, as a live forecast through an outage does (`window_at`)."""
         xs = np.nan_to_num(scaler.apply(self.feats))  # unfilled non-PM2.5 holes → the train mean
         view = np.lib.stride_tricks.sliding_window_view(xs, self.lookback, axis=0)
-        x = view[self.origins - self.lookback + 1].transpose(0, 2, 1)
+        x = np.ascontiguousarray(view[self.origins - self.lookback + 1].transpose(0, 2, 1))
+        last = self.last_pm25
+        g = np.broadcast_to(np.asarray(gap), self.origins.shape)
+        if g.any():
+            src = np.maximum(self.origins - g, 0)  # the last observed hour before the outage
+            rows = np.arange(self.lookback) >= self.lookback - g[:, None]  # (N, L) missing hours
+            carried = np.array([c in CARRIED for c in self.features])
+            x[:, :, carried] = np.where(rows[..., None], xs[src][:, None, carried], x[:, :, carried])
+            m = self.features.index("miss_pm25")
+            x[:, :, m] = np.where(rows, 1.0, x[:, :, m])
+            last = self.feats[src, PM25_FEATURE].astype(np.float32)
         return Windows(
-            np.ascontiguousarray(x), self.y, self.times[self.origins], self.last_pm25,
-            self.features, scaler, self.split, self.dates,
-        )  # fmt: skip
+            x, self.y, self.times[self.origins], last, self.features, scaler, self.split, self.dates
+        )
 
 
 def hourly(
@@ -229,16 +183,18 @@ def build_windows(
     scaler: Scaler | None = None,
     dates: Split | None = None,
     extra: pd.DataFrame | None = None,
+    gap: int | np.ndarray = 0,
 ) -> Windows:
-    """All windows of one station with their split labels. The scaler is fitted on train-split hours
-    and the split dates resolved from `cfg` unless given (evaluation reuses the model's)."""
+    """All windows of one station with their split labels (as if their last `gap` hours were
+    missing, `Hourly.windows`). The scaler is fitted on train-split hours and the split dates
+    resolved from `cfg` unless given (evaluation reuses the model's)."""
     h = hourly(df, cfg, tz, dates, extra)
     if scaler is None:
         rows = h.train_rows()
         if len(rows) < cfg.lookback + cfg.horizon:
             raise AqiError(f"too little training data before {h.dates.train_end:%Y-%m-%d %H:%M}")
         scaler = Moments(h.features).add(rows).scaler()
-    return h.windows(scaler)
+    return h.windows(scaler, gap)
 
 
 def window_at(
@@ -248,35 +204,53 @@ def window_at(
     scaler: Scaler,
     at: pd.Timestamp | None = None,
     extra: pd.DataFrame | None = None,
-) -> tuple[np.ndarray, pd.Timestamp, float]:
-    """The one input window (1, L, F) whose origin is `at` (default: the last hour in the store),
-    its origin (UTC) and the PM2.5 at the origin. Errors name the hours that block it."""
+    now: pd.Timestamp | None = None,
+) -> tuple[np.ndarray, pd.Timestamp, float, dict]:
+    """The one input window (1, L, F) whose origin is `at` (default: `now`, else the station's last
+    hour; a network's `now` is its latest hour, which an outage leaves the station behind),
+    its origin (UTC), the PM2.5 it forecasts from (µg/m³) and how stale its inputs are:
+    `last_observation_age_h` (hours from the last PM2.5 observation to the origin) and
+    `missing_input_share` (of its L hours, those without PM2.5). Through an outage each input
+    carries its last value forward for up to `stale_limit` hours, the missing flag set; an older
+    last observation is refused. Errors name the hours that block it."""
     grid = complete_grid(df)
-    end = grid.index[-1]
-    origin = end if at is None else at.tz_convert("UTC").floor("h")
-    if not grid.index[0] <= origin <= end:
-        first, last = (t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M") for t in (grid.index[0], end))
-        raise AqiError(f"--at {at.tz_convert(tz):%Y-%m-%dT%H:%M}: outside the data ({first} .. {last})")
-    inp, _ = window_offsets(cfg.lookback, cfg.horizon)
-    pos = grid.index.get_loc(origin) + inp
-    if pos[0] < 0:
+    origin = (at if at is not None else now if now is not None else grid.index[-1]).floor("h")
+    origin = origin.tz_convert("UTC")
+    if at is not None:
+        _check_origin(grid, origin, at, tz, cfg)
+    stale = pd.Timedelta(hours=cfg.stale_limit)
+    span = grid.reindex(pd.date_range(origin - (cfg.lookback - 1) * HOUR - stale, origin, freq="h"))
+    seen = span.index[span["pm25"].notna()]
+    if not len(seen) or origin - seen[-1] > stale:
+        last = f"last at {seen[-1]:%Y-%m-%d %H:%M} UTC" if len(seen) else "none in the window"
+        raise AqiError(
+            f"PM2.5 at {origin:%Y-%m-%d %H:%M} UTC is stale ({last}): older than the "
+            f"model's {cfg.stale_limit} h staleness limit (train --stale-limit); wait for the feed"
+        )
+    if origin - (cfg.lookback - 1) * HOUR < grid.index[0]:
         raise AqiError(
             f"history too short: {cfg.lookback} hours before {origin} needed, "
             f"data starts {grid.index[0]}"
         )
-    feats = feature_frame(grid.iloc[pos[0] : pos[-1] + 1], tz, cfg.max_gap)
+    feats = feature_frame(span, tz, cfg.stale_limit).iloc[-cfg.lookback :]
     if extra is not None:
         feats = feats.join(extra.reindex(feats.index))
-    holes = feats.index[feats["pm25"].isna()]
-    if len(holes):
-        raise AqiError(
-            f"PM2.5 missing for longer than {cfg.max_gap} h in the last {cfg.lookback} h "
-            f"before {origin:%Y-%m-%d %H:%M} UTC: {_hours(holes)}"
-        )
     x = np.nan_to_num(scaler.apply(feats.to_numpy()))[None]
-    return x, origin, float(feats["pm25"].iloc[-1])
+    info = {
+        "last_observation_age_h": int((origin - seen[-1]) / HOUR),
+        "missing_input_share": round(float(span["pm25"].iloc[-cfg.lookback :].isna().mean()), 3),
+    }
+    return x, origin, float(feats["pm25"].iloc[-1]), info
 
 
-def _hours(idx: pd.DatetimeIndex) -> str:
-    shown = ", ".join(f"{t:%Y-%m-%d %H:00}" for t in idx[:6])
-    return shown + (f" and {len(idx) - 6} more" if len(idx) > 6 else "") + " UTC"
+HOUR = pd.Timedelta(hours=1)
+
+
+def _check_origin(grid: pd.DataFrame, origin: pd.Timestamp, at, tz: str, cfg: WindowConfig) -> None:
+    """AqiError unless `--at` is between the data's first hour and its last + stale_limit."""
+    first, end = grid.index[0], grid.index[-1]
+    if not first <= origin <= end + cfg.stale_limit * HOUR:
+        shown = (t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M") for t in (first, end))
+        raise AqiError(
+            f"--at {at.tz_convert(tz):%Y-%m-%dT%H:%M}: outside the data ({' .. '.join(shown)})"
+        )

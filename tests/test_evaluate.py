@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,10 @@ def test_forecast_json_schema_and_backtest(trained):
     )
     assert r.exit_code == 0, r.output
     [res] = json.loads(r.output)
-    assert set(res) == {"station", "issued_at", "standard", "unit", "model", "forecasts"}
+    assert set(res) == {
+        *("station", "issued_at", "standard", "unit", "model", "forecasts"),
+        *("last_observation_age_h", "missing_input_share"),
+    }
     assert res["issued_at"] == "2016-04-10T08:00:00+08:00"
     rows = res["forecasts"]
     assert [x["horizon"] for x in rows] == list(range(1, 7))
@@ -137,9 +141,9 @@ def test_forecast_errors(trained, args, message):
     assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
 
 
-def test_forecast_all_reports_a_station_with_a_gap_and_forecasts_the_rest(tmp_path):
+def test_forecast_all_reports_a_stale_station_and_forecasts_the_rest(tmp_path):
     gap = learnable_frame("Gappy")
-    gap.loc[gap.index[-8:], "PM2.5"] = np.nan  # the last 8 hours missing: no window at "now"
+    gap.loc[gap.index[-30:], "PM2.5"] = np.nan  # 30 hours missing: past the 24 h staleness limit
     ingest(
         [write_csv(learnable_frame(), tmp_path / "a.csv"), write_csv(gap, tmp_path / "b.csv")],
         tmp_path / "d",
@@ -150,7 +154,7 @@ def test_forecast_all_reports_a_station_with_a_gap_and_forecasts_the_rest(tmp_pa
         app, ["--data-dir", str(tmp_path / "d"), "forecast", "--station", "all", "--format", "json"]
     )
     assert r.exit_code == 2
-    assert "error: Gappy: PM2.5 missing for longer than 3 h" in r.output
+    assert "error: Gappy: PM2.5 at " in r.output and "is stale" in r.output
     assert '"station": "Synth"' in r.output and '"station": "Gappy"' not in r.output
 
 
@@ -169,3 +173,22 @@ def test_summary_markdown_rows_and_mean():
     assert "| A | 30.00 | 32.00 | 40.00 | 0.500 | 0.450 | 0.400 | 0.600 | nan |" in lines
     assert "| **mean** | **31.00** | **33.00** | **41.00** | **0.500** |" in md
     assert md.count("| B |") == 1 and "**nan**" in md  # no daily accuracy anywhere: NaN, no warning
+
+
+@pytest.mark.parametrize("outage, code", [(5, 0), (30, 2)])
+def test_forecast_through_an_outage_or_refused_past_the_staleness_limit(
+    trained, tmp_path, outage, code
+):
+    from conftest import learnable_frame, write_csv
+
+    d = tmp_path / "d"
+    shutil.copytree(trained, d)
+    late = learnable_frame("Late", days=122).iloc[: 120 * 24 + outage]  # Synth's feed is out
+    runner.invoke(app, ["--data-dir", str(d), "ingest", str(write_csv(late, tmp_path / "l.csv"))])
+    r = runner.invoke(app, ["--data-dir", str(d), "forecast", "--station", "Synth", "--format", "json"])
+    assert r.exit_code == code, r.output
+    if code:
+        assert "stale" in r.stderr and "24 h staleness limit" in r.stderr
+        return
+    [res] = json.loads(r.stdout)
+    assert res["last_observation_age_h"] == outage and res["missing_input_share"] == round(5 / 24, 3)

@@ -110,22 +110,39 @@ def test_scaler_sees_only_the_train_split():
     assert w.scaler.mean[0] == pytest.approx(np.arange(1, 49).mean())  # hours of Jan 1–2 only
 
 
-def test_window_at_reports_the_blocking_hours():
+def test_window_at_forecasts_through_an_outage_and_refuses_past_the_staleness_limit():
     pm = np.arange(1, 101, dtype=np.float32)
-    pm[95:99] = np.nan
-    df = series(100, pm=pm)
-    cfg = WindowConfig(lookback=8, horizon=2, max_gap=2, **DATES)
+    pm[95:99] = np.nan  # 4 h gap inside the last window
+    cfg = WindowConfig(lookback=8, horizon=2, max_gap=2, stale_limit=6, **DATES)
     w = build_windows(series(100), cfg, TZ)
-    with pytest.raises(
-        AqiError, match="PM2.5 missing for longer than 2 h .*: 2016-01-04 17:00, 2016-01-04 18:00 UTC"
-    ):
-        window_at(df, cfg, TZ, w.scaler)
-    x, origin, last = window_at(df, cfg, TZ, w.scaler, at=df["time"].iloc[90])
-    assert x.shape == (1, 8, len(w.features)) and last == 91
+    x, origin, last, stale = window_at(series(100, pm=pm), cfg, TZ, w.scaler)
+    assert x.shape == (1, 8, len(w.features)) and last == 100
+    assert stale == {"last_observation_age_h": 0, "missing_input_share": 0.5}
+    out = series(100, pm=np.r_[np.arange(1, 96, dtype=np.float32), [np.nan] * 5])
+    x, origin, last, stale = window_at(out, cfg, TZ, w.scaler)  # the feed is out for 5 h
+    assert last == 95 and stale["last_observation_age_h"] == 5
+    later = out["time"].iloc[-1] + pd.Timedelta(hours=1)  # issued after the last row: no rows
+    assert window_at(out, cfg, TZ, w.scaler, at=later)[3]["last_observation_age_h"] == 6
+    with pytest.raises(AqiError, match="stale .*last at .* older than the model's 6 h"):
+        window_at(out, cfg, TZ, w.scaler, at=later + pd.Timedelta(hours=1))
     with pytest.raises(AqiError, match="outside the data"):
-        window_at(df, cfg, TZ, w.scaler, at=pd.Timestamp("2030-01-01", tz="UTC"))
+        window_at(out, cfg, TZ, w.scaler, at=pd.Timestamp("2030-01-01", tz="UTC"))
     with pytest.raises(AqiError, match="history too short"):
-        window_at(df, cfg, TZ, w.scaler, at=df["time"].iloc[3])
+        window_at(out, cfg, TZ, w.scaler, at=out["time"].iloc[3])
+
+
+@pytest.mark.parametrize("gap", [1, 3, 6])
+def test_a_live_window_through_a_gap_equals_the_simulated_one(gap):
+    df = series(120)
+    cfg = WindowConfig(lookback=8, horizon=2, max_gap=2, stale_limit=6, **DATES)
+    w = build_windows(df, cfg, TZ, gap=gap)
+    out = df.iloc[:111].copy()  # the store ends at the origin, hour 110, its last `gap` hours out
+    out.loc[out.index[-gap:], [c for c in out.columns if c != "time"]] = np.nan
+    x, origin, last, _ = window_at(out, cfg, TZ, w.scaler)
+    k = np.flatnonzero(w.origin == origin)[0]
+    # the calendar columns differ nowhere; every measured input carries the last observed hour
+    np.testing.assert_allclose(x[0], w.x[k], atol=1e-6)
+    assert last == w.last_pm25[k] == 111 - gap
 
 
 def test_too_little_data():
