@@ -112,6 +112,9 @@ class WindowConfig:
     # hours; a forecast through an outage carries each input's last value forward this long (the
     # PM2.5-missing flag set); a last observation older than this refuses the forecast
     stale_limit: int = 24
+    # measured columns the model reads (their features); () = all. `aqi train` sets it to those
+    # the station has on its train split: a column a feed never reports is no input
+    inputs: tuple[str, ...] = ()
     # Chronological split on target time (local, inclusive ends). None = the last 12 months of data
     # are test and the 6 months before validation: for Beijing, train ≤ 2015-08-31 23:00,
     # validation 2015-09-01..2016-02-29, test 2016-03-01..2017-02-28.

@@ -47,19 +47,21 @@ def read_source(
         missing = dataclasses.replace(cfg, invalid="missing")
         return validate(df, src.name, missing), feed.stations, feed.notes
     m = mapping or UCI
-    df = _mapped(src, mapping, station)
+    df, notes = _mapped(src, mapping, station)
     meta = {st: {"timezone": m.timezone, "source": "uci" if m is UCI else "mapping"}
             for st in df["station"].unique()}  # fmt: skip
-    return validate(df, src.name, cfg), meta, []
+    return validate(df, src.name, cfg), meta, notes
 
 
-def _mapped(src: Source, mapping: Mapping | None, station: str | None) -> pd.DataFrame:
+def _mapped(src: Source, mapping: Mapping | None, station: str | None):
     table = _read_table(src, mapping or UCI)
     m = mapping or _detect(src, table)
     missing = [c for c in m.required() if c not in table.column_names]
     if missing:
         raise AqiError(f"{src.name}: missing required column(s) {', '.join(missing)}")
-    return _to_canonical(src, table.to_pandas(), m, station)
+    unused = [c for c in table.column_names if c not in m.required() and c != "No"]
+    said = [f"{src.name}: column(s) not read: {', '.join(unused)}"] if unused and not m.wide else []
+    return _to_canonical(src, table.to_pandas(), m, station), said
 
 
 def _read_table(src: Source, m: Mapping) -> pa.Table:

@@ -15,7 +15,7 @@ import numpy as np
 
 from aqi import shards
 from aqi.checks import check_size, validate
-from aqi.config import AqiError, Config
+from aqi.config import MEASURES, AqiError, Config
 from aqi.datadir import exclusive, model_dir
 from aqi.devices import select_strategy
 from aqi.features import N_FEATURES
@@ -25,7 +25,7 @@ from aqi.loop import check_tensorboard, dataset
 from aqi.losses import tf
 from aqi.store import read_station, station_timezone, stations
 from aqi.trained import TrainedModel, predict
-from aqi.windows import Windows, build_windows
+from aqi.windows import Split, Windows, build_windows
 
 TRAIN_LOCK = ".train.lock"  # in models/<station>/: one training of a model at a time
 
@@ -64,6 +64,7 @@ def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out: Path
     strategy, device = select_strategy(cfg.train.device)
     tf.config.experimental.enable_op_determinism()
     tz = station_timezone(data_dir, station)
+    cfg = with_inputs(cfg, df, tz, opts.echo, station)
     w = build_windows(df, cfg.window, tz)
     data = WindowData(with_outages(df, cfg, tz, w), w.part("val"), w)
     job = Job(cfg, data, strategy, std, model_dir(out, station) / "ckpt", opts)
@@ -72,6 +73,16 @@ def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out: Path
     saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(out)
     shutil.rmtree(model_dir(out, station) / "ckpt", ignore_errors=True)  # a later --resume: afresh
     return saved.meta()
+
+
+def with_inputs(cfg: Config, df, tz: str, echo, station: str) -> Config:
+    """`cfg` reading only the measured columns the station has on its train split (PM2.5 always)."""
+    dates = Split.resolve(cfg.window, df["time"].iloc[-1], tz)
+    train = df[df["time"] <= dates.train_end]
+    have = tuple(c for c in MEASURES if c == "pm25" or train[c].notna().any())
+    if len(have) < len(MEASURES):
+        echo(f"{station}: no data, so no input: {', '.join(c for c in MEASURES if c not in have)}")
+    return cfg.replace(window={"inputs": have})
 
 
 def with_outages(df, cfg: Config, tz: str, w: Windows) -> Windows:

@@ -76,7 +76,7 @@ def complete_grid(df: pd.DataFrame) -> pd.DataFrame:
     return df.set_index(t.rename("time"))[list(MEASURES)].reindex(full)
 
 
-def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
+def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int, inputs=()) -> pd.DataFrame:
     """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only. Built
     as columns of one dict: a forecast of 1,000 stations builds 1,000 of these frames."""
     filled = grid[list(MEASURED)].ffill(limit=max_gap)
@@ -98,6 +98,9 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int) -> pd.DataFrame:
         f[f"{name}_cos"] = np.cos(2 * np.pi * np.asarray(v) / period)
     for c in INDICATED:
         f[f"miss_{c}"] = grid[c].isna().to_numpy()  # the raw hour was missing (filled or not)
+    absent = set(MEASURES) - set(inputs) - {"pm25"} if inputs else set()
+    dropped = absent | ({"wd_sin", "wd_cos"} if "wd_deg" in absent else set())
+    f = {k: v for k, v in f.items() if k not in dropped}
     return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in f.items()}, index=grid.index)
 
 
@@ -155,7 +158,7 @@ def hourly(
     """A station's features (with `extra` columns on a UTC hourly index appended) and the origins of
     its windows: PM2.5 inputs complete after gap filling, at least one target observed."""
     grid = complete_grid(df)
-    feats = feature_frame(grid, tz, cfg.max_gap)
+    feats = feature_frame(grid, tz, cfg.max_gap, cfg.inputs)
     if extra is not None:
         feats = feats.join(extra.reindex(feats.index))
     n, (L, H) = len(grid), (cfg.lookback, cfg.horizon)
@@ -232,7 +235,7 @@ def window_at(
             f"history too short: {cfg.lookback} hours before {origin} needed, "
             f"data starts {grid.index[0]}"
         )
-    feats = feature_frame(span, tz, cfg.stale_limit).iloc[-cfg.lookback :]
+    feats = feature_frame(span, tz, cfg.stale_limit, cfg.inputs).iloc[-cfg.lookback :]
     if extra is not None:
         feats = feats.join(extra.reindex(feats.index))
     x = np.nan_to_num(scaler.apply(feats.to_numpy()))[None]

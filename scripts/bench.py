@@ -2,6 +2,10 @@
 
 Rows (written to DATA_DIR/reports/bench.json and printed):
   ingest          all 12 Beijing CSVs → a fresh store: wall time, peak RSS (target ≤ 3 s, ≤ 1 GiB)
+  ingest_hourly   an hourly job on AirNow: a store of 24 hourly files of every site (~2,200), then
+                  `aqi ingest` of the next 3 hours one process each, and one again (idempotent):
+                  wall seconds per file, process start included (target ≤ 2 s); skipped when
+                  ../shared/data/airnow-hourlydata is absent
   loop_vs_fit     samples/s of our loop vs model.fit, same model/data/batch, strategy of --device auto
   train_station   `aqi train --station Aotizhongxin` with defaults: wall, peak RSS (≤ 60 s, ≤ 2 GiB)
   train_per_station_all  `aqi train --station all --per-station` wall time (≤ 10 min); skipped
@@ -65,6 +69,27 @@ def bench_ingest(data_dir: Path) -> dict:
     # the bench's own store, reused by the rows below
     subprocess.run([*AQI, "--data-dir", str(data_dir), "ingest", raw_source(), "-q"], check=True)
     return row
+
+
+AIRNOW = ROOT.parent / "shared" / "data" / "airnow-hourlydata"
+
+
+def bench_ingest_hourly() -> dict:
+    files = sorted(AIRNOW.glob("HourlyData_*.dat.gz"))
+    if len(files) < 28:
+        return {"skipped": f"{AIRNOW} not present"}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([*AQI, "--data-dir", tmp, "ingest", *map(str, files[:24]), "-q"], check=True)
+        hours = [run_measured([*AQI, "--data-dir", tmp, "ingest", str(f), "-q"]) for f in files[24:27]]
+        again = run_measured([*AQI, "--data-dir", tmp, "ingest", str(files[26]), "-q"])
+        sites = len(json.loads((Path(tmp) / "store" / "_manifest.json").read_text())["stations"])
+    return {
+        "sites": sites,
+        "seconds_per_hourly_file": [h["wall_s"] for h in hours],
+        "peak_rss_mib": max(h["peak_rss_mib"] for h in hours),
+        "idempotent_reingest_s": again["wall_s"],
+        "targets": "≤ 2 s per hourly file, process start included",
+    }
 
 
 def bench_train(data_dir: Path, quick: bool) -> dict:
@@ -143,6 +168,7 @@ def main() -> None:
     out = bench_path(args.data_dir)
     rows = [
         ("ingest", lambda: {"ingest": bench_ingest(bench_dir)}),
+        ("ingest_hourly", lambda: {"ingest_hourly": bench_ingest_hourly()}),
         ("loop_vs_fit", lambda: {"loop_vs_fit": script_row("bench_loop.py", bench_dir, args.device)}),
         ("train", lambda: bench_train(bench_dir, args.quick)),
         ("forecast", lambda: {"forecast": bench_forecast(bench_dir)}),

@@ -176,9 +176,7 @@ def test_summary_markdown_rows_and_mean():
 
 
 @pytest.mark.parametrize("outage, code", [(5, 0), (30, 2)])
-def test_forecast_through_an_outage_or_refused_past_the_staleness_limit(
-    trained, tmp_path, outage, code
-):
+def test_forecast_through_an_outage_or_refused_past_the_staleness_limit(trained, tmp_path, outage, code):
     from conftest import learnable_frame, write_csv
 
     d = tmp_path / "d"

@@ -4,6 +4,7 @@ from the published column list, and the real OpenAQ and AirNow files in ../share
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 
 import numpy as np
@@ -137,3 +138,31 @@ def test_real_airnow_hours(tmp_path):
     assert min(read_station(d, s)["pm25"].min() for s in list(pm)[:200]) >= 0
     again = ingest([folder], d)
     assert not any(r.written for r in again)  # idempotent
+
+
+@needs_feeds
+def test_real_openaq_delhi_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+
+    d = str(tmp_path / "d")
+    run = CliRunner().invoke
+    assert (
+        run(app, ["--data-dir", d, "ingest", *map(str, sorted(OPENAQ.glob("location-*.csv")))]).exit_code
+        == 0
+    )
+    dates = ["--train-end", "2025-03-10", "--val-end", "2025-03-31"]  # 115 days: a short series
+    tiny = ["--epochs", "1", "--members", "1", "--hidden", "16", "--device", "cpu", "-q"]
+    r = run(app, ["--data-dir", d, "train", "--station", "8118", *dates, *tiny])
+    assert r.exit_code == 0, r.output
+    from aqi.trained import load
+
+    tm = load(tmp_path / "d", "8118")  # the only measure the feed has is the only input
+    assert tm.config.window.inputs == ("pm25",) and "pm10" not in tm.info["features"]
+    r = run(app, ["--data-dir", d, "evaluate", "--station", "8118", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.stdout)["stations"]["8118"]["gaps"]) == {"0", "3", "6", "12", "24"}
+    r = run(app, ["--data-dir", d, "forecast", "--station", "8118", "--format", "json"])
+    [f] = json.loads(r.stdout)
+    assert f["issued_at"] == "2025-04-25T22:30:00+05:30" and f["last_observation_age_h"] == 0

@@ -216,3 +216,10 @@ def test_real_beijing_ingest(tmp_path):
     assert 0 < rows["Aotizhongxin"]["missing_pm25_pct"] < 5
     sources = load_manifest(tmp_path / "d")["stations"]["Dongsi"]["sources"]
     assert sources[0]["sha256"].startswith("9c0020214425")
+
+
+def test_columns_a_layout_does_not_read_are_reported(tmp_path):
+    notes: list[str] = []
+    df = uci_frame(hours=24).assign(PM1=3.0)
+    ingest([write_csv(df, tmp_path / "extra.csv")], tmp_path / "d", notes=notes)
+    assert notes == [f"{tmp_path / 'extra.csv'}: column(s) not read: PM1"]
