@@ -167,3 +167,19 @@ def with_scale(h: Hourly, scaler: Scaler) -> Hourly:
     for col, value in zip(STATION_COLUMNS[:2], scaler.pm25(), strict=True):
         feats[:, h.features.index(col)] = value
     return dataclasses.replace(h, feats=feats)
+
+
+def with_history(net: NetworkPm25, w, end: pd.Timestamp) -> list[str]:
+    """The stations with a window a network model can learn from: an origin before `end` with L
+    hours of PM2.5 (gaps <= max_gap filled), H hours after it before the station's last
+    observation, and at least one of those targets observed (as `windows.hourly` keeps them)."""
+    raw = ~np.isnan(net.values)  # (T, S)
+    seen = pd.DataFrame(net.values).ffill(limit=w.max_gap).notna().to_numpy()
+    L, H, T = w.lookback, w.horizon, len(net.times)
+    ci, ct = (np.vstack([np.zeros((1, raw.shape[1])), np.cumsum(a, 0)]) for a in (seen, raw))
+    t = np.arange(L - 1, T - H)  # origins with L inputs and H targets on the grid
+    full = (ci[t + 1] - ci[t + 1 - L]) == L
+    observed = (ct[t + H + 1] - ct[t + 1]) > 0
+    last = T - 1 - np.argmax(raw[::-1], axis=0)  # (S,) last observed hour
+    ok = full & observed & (t[:, None] + H <= last) & (net.times[t] < end)[:, None]
+    return [n for n, good in zip(net.names, ok.any(0), strict=True) if good]

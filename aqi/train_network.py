@@ -27,7 +27,7 @@ from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
 from aqi.losses import tf
-from aqi.network import NetworkPm25, extra_columns, neighbours, with_scale
+from aqi.network import NetworkPm25, extra_columns, neighbours, with_history, with_scale
 from aqi.store import read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
@@ -110,7 +110,8 @@ def train_command(
         if station == "all":
             return train_stations(data_dir, "all", cfg, **_kw(opts, shard))
         return [m for n in names for m in train_stations(data_dir, n, cfg, **_kw(opts, None))]
-    return [train_network(data_dir, names, network_defaults().with_fields(**fields), opts)]
+    cfg = network_defaults().with_fields(**fields)
+    return [train_network(data_dir, names, cfg, opts, every=station == "all")]
 
 
 def _kw(opts: RunOptions, shard: str | None) -> dict:
@@ -123,7 +124,9 @@ def _kw(opts: RunOptions, shard: str | None) -> dict:
     }
 
 
-def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOptions) -> dict:
+def train_network(
+    data_dir: Path, names: list[str], cfg: Config, opts: RunOptions, every: bool = False
+) -> dict:
     """Train one network model over `names` (>= 2 stations); returns its meta.json."""
     validate(cfg)
     if len(names) < 2:
@@ -133,6 +136,15 @@ def train_network(data_dir: Path, names: list[str], cfg: Config, opts: RunOption
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
+    if every:  # `--station all`: the stations a model can learn from, the others left out
+        dates = Split.resolve(cfg.window, net.times[-1], station_timezone(data_dir, names[0]))
+        kept = with_history(net, cfg.window, dates.train_end)
+        if len(kept) < len(names):
+            left = len(names) - len(kept)
+            opts.echo(
+                f"{left} station(s) without a complete window before {dates.train_end:%Y-%m-%d %H:%M}"
+            )
+            names, net = kept, NetworkPm25.read(data_dir, kept)
     check_size(
         cfg,
         N_FEATURES + cfg.network.neighbours * 2 + 2 + cfg.network.days,
@@ -178,7 +190,7 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
     `work`, one station in memory at a time, and the scaler pooled over their train rows."""
     tz = station_timezone(data_dir, names[0])  # split dates are read in the first station's zone
     dates = Split.resolve(cfg.window, net.times[-1], tz)
-    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours)
+    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours, set(names))
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
     files, moments, firsts, scalers = [], None, [], {}
     for i, st in enumerate(names, 1):

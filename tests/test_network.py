@@ -142,3 +142,17 @@ def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_p
     assert len(set(first.round().astype(int))) > 1
     own = bind(load_network(network_store), network_store, "B").windows(read_station(network_store, "B"))
     np.testing.assert_allclose(parts[1][0], own.part("train").x, rtol=1e-5, atol=1e-6)
+
+
+def test_with_history_keeps_the_stations_a_network_model_can_learn_from():
+    from aqi.config import WindowConfig
+    from aqi.network import NetworkPm25, with_history
+
+    t = pd.date_range("2024-04-08", periods=60, freq="h", tz="UTC")
+    full = pd.DataFrame({"time": t, "pm25": np.float32(10.0)})
+    late = full[full["time"] >= t[40]]  # data begin after the train split's end
+    holey = full.assign(pm25=np.where(np.arange(60) % 5 == 0, np.nan, 10.0))  # 1 h gaps: filled
+    short = full.iloc[:14]  # 12 h of inputs, then the series ends before any 6 h of targets
+    net = NetworkPm25.from_frames({"full": full, "late": late, "holey": holey, "short": short})
+    w = WindowConfig(lookback=12, horizon=6, max_gap=3)
+    assert with_history(net, w, t[30]) == ["full", "holey"]
