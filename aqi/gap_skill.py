@@ -15,28 +15,32 @@ GAPS = (0, 3, 6, 12, 24)  # hours without data before the origin
 
 
 def gap_scores(df: pd.DataFrame, tm: TrainedModel, std: Standard, part: str = "test") -> dict:
-    """{g: {"model" | "persistence": {"mae": µg/m³, "level_accuracy": share}}} over every observed
-    pair of the `part` split, for each g up to the model's staleness limit; the model's level is
-    the published one where it has a predictive distribution."""
-    out = {}
-    for g in (g for g in GAPS if g <= tm.config.window.stale_limit):
-        test = tm.windows(df, gap=g).part(part)
-        pred = tm.predict(test.x)
-        published = tm.published(pred, std)
-        ok, observed = np.isfinite(test.y), level(test.y, std)
-        pers = test.persistence()
-        forecasts = {
-            "model": (pred.point, level(pred.point, std) if published is None else published[0]),
-            "persistence": (pers, level(pers, std)),
+    """{g: {"model" | "persistence": {"mae": µg/m³, "level_accuracy": share}}} over the observed
+    pairs of the `part` split, for each g up to the model's staleness limit, on the same pairs for
+    every g (origins whose hour t-g has PM2.5 for every g); the model's level is the published one
+    where it has a predictive distribution."""
+    gaps = [g for g in GAPS if g <= tm.config.window.stale_limit]
+    tests = {g: tm.windows(df, gap=g).part(part) for g in gaps}
+    rows = np.logical_and.reduce([np.isfinite(w.last_pm25) for w in tests.values()])
+    return {str(g): _scores(tm, std, w, rows) for g, w in tests.items()}
+
+
+def _scores(tm: TrainedModel, std: Standard, test, rows: np.ndarray) -> dict:
+    pred = tm.predict(test.x[rows])
+    published = tm.published(pred, std)
+    y, pers = test.y[rows], test.persistence()[rows]
+    ok, observed = np.isfinite(y), level(y, std)
+    forecasts = {
+        "model": (pred.point, level(pred.point, std) if published is None else published[0]),
+        "persistence": (pers, level(pers, std)),
+    }
+    return {
+        name: {
+            "mae": round(float(np.abs(y - p)[ok].mean()), 3),
+            "level_accuracy": round(float((observed == lv)[ok].mean()), 4),
         }
-        out[str(g)] = {
-            name: {
-                "mae": round(float(np.abs(test.y - p)[ok].mean()), 3),
-                "level_accuracy": round(float((observed == lv)[ok].mean()), 4),
-            }
-            for name, (p, lv) in forecasts.items()
-        }
-    return out
+        for name, (p, lv) in forecasts.items()
+    }
 
 
 def gap_table(rows: dict) -> dict[str, dict]:

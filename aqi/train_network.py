@@ -131,8 +131,10 @@ def train_network(
     validate(cfg)
     if len(names) < 2:
         raise AqiError("--station: a network model needs at least 2 stations; use --per-station")
-    if cfg.train.optimizer == "lbfgs" or cfg.train.finetune_lbfgs:
-        raise AqiError("--optimizer lbfgs / --finetune-lbfgs: one-station models only (--per-station)")
+    if cfg.train.optimizer == "lbfgs" or cfg.train.finetune_lbfgs or cfg.train.gap_share:
+        raise AqiError(
+            "--optimizer lbfgs / --finetune-lbfgs / --gap-share: one-station models only (--per-station)"
+        )
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made

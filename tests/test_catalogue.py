@@ -442,6 +442,11 @@ def train_finetune_without_a_network_model(r):
 
 
 @case
+def train_network_with_gap_share(r):
+    return ["train", "--station", "all", "--gap-share", "0.3", *NETWORK_TINY], "--gap-share"
+
+
+@case
 def train_threads_zero(r):
     return train("--threads", "0"), "--threads"
 
