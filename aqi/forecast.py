@@ -103,7 +103,9 @@ def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> 
     std = get_standard(standard) if standard else tm.standard
     published = tm.published(pred, std, miss_cost)
     times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
-    rows = [_row(t.tz_convert(tm.timezone), h, pred, published, std) for h, t in enumerate(times)]
+    lv, idx = level(pred.point[0], std), index_value(pred.point[0], std)  # (H,) each, at once
+    local = times.tz_convert(tm.timezone)
+    rows = [_row(t, h, pred, published, std, (lv[h], idx[h])) for h, t in enumerate(local)]
     return {
         "station": tm.station,
         "issued_at": origin.tz_convert(tm.timezone).isoformat(),
@@ -119,13 +121,14 @@ def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> 
     }
 
 
-def _row(t: pd.Timestamp, h: int, pred: Prediction, published, std: Standard) -> dict:
-    """Hour h (0-based) of one forecast. With a probabilistic head the published level is the
-    decided one (`Prediction.decided`), with its probability; `point_level` is the point's."""
+def _row(t: pd.Timestamp, h: int, pred: Prediction, published, std: Standard, point_level) -> dict:
+    """Hour h (0-based) of one forecast, `point_level` its point's (level, index). With a
+    probabilistic head the published level is the decided one (`Prediction.decided`), with its
+    probability; `point_level` is the point's."""
     point = float(pred.point[0, h])
-    k = int(level(point, std))
+    k = int(point_level[0])
     row = {"target_time": t.isoformat(), "horizon": h + 1, "pm25": round(point, 1)}
-    row["aqi"] = int(index_value(point, std))
+    row["aqi"] = int(point_level[1])
     if published is not None:
         row["point_level"], k = k, int(published[0][0, h])
         row["level_probability"] = round(float(published[1][0, h]), 3)

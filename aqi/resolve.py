@@ -40,7 +40,15 @@ def load(data_dir: Path, station: str) -> TrainedModel:
 
 
 def load_network(data_dir: Path) -> TrainedModel:
-    return load_from(network_dir(data_dir), NETWORK)
+    """The network model, loaded once per process while its CURRENT pointer is unchanged."""
+    pointer = network_dir(data_dir) / "CURRENT"
+    key = (str(pointer.resolve()), pointer.stat().st_mtime_ns if pointer.exists() else 0)
+    if _NET.get("key") != key:
+        _NET.update(key=key, model=load_from(network_dir(data_dir), NETWORK))
+    return _NET["model"]
+
+
+_NET: dict = {}  # the last network model loaded (`load_network`)
 
 
 def covered(tm: TrainedModel) -> list[str]:

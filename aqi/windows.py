@@ -76,16 +76,26 @@ def complete_grid(df: pd.DataFrame) -> pd.DataFrame:
     return df.set_index(t.rename("time"))[list(MEASURES)].reindex(full)
 
 
+def ffill(a: np.ndarray, limit: int) -> np.ndarray:
+    """(T, C) with NaN gaps of at most `limit` rows filled from the row before (pandas' `ffill`
+    rule, which leaves longer gaps' later rows missing), in numpy."""
+    rows = np.arange(len(a))[:, None]
+    last = np.maximum.accumulate(np.where(np.isnan(a), -1, rows), axis=0)  # last valid row
+    out = a[np.maximum(last, 0), np.arange(a.shape[1])]
+    return np.where((last >= 0) & (rows - last <= limit), out, np.nan)
+
+
 def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int, inputs=()) -> pd.DataFrame:
     """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only. Built
     as columns of one dict: a forecast of 1,000 stations builds 1,000 of these frames."""
-    filled = grid[list(MEASURED)].ffill(limit=max_gap)
+    cols = [*MEASURED, "wd_deg"]
+    filled = dict(zip(cols, ffill(grid[cols].to_numpy(np.float64), max_gap).T, strict=True))
     f = {}
     for c in PLAIN_COLS:
-        v = filled[c].to_numpy(np.float64)
+        v = filled[c]
         f[c] = np.log1p(np.clip(v, 0, None)) if c in LOG_COLS else v
-    f["log_pm25"] = np.log1p(np.clip(filled["pm25"].to_numpy(np.float64), 0, None))
-    rad = np.deg2rad(grid["wd_deg"].ffill(limit=max_gap).to_numpy(np.float64))
+    f["log_pm25"] = np.log1p(np.clip(filled["pm25"], 0, None))
+    rad = np.deg2rad(filled["wd_deg"])
     f["wd_sin"] = np.nan_to_num(np.sin(rad))  # calm (missing) → (0, 0)
     f["wd_cos"] = np.nan_to_num(np.cos(rad))
     local = grid.index.tz_convert(tz)
@@ -216,13 +226,16 @@ def window_at(
     `missing_input_share` (of its L hours, those without PM2.5). Through an outage each input
     carries its last value forward for up to `stale_limit` hours, the missing flag set; an older
     last observation is refused. Errors name the hours that block it."""
-    grid = complete_grid(df)
-    origin = (at if at is not None else now if now is not None else grid.index[-1]).floor("h")
+    if df.empty:
+        raise AqiError("station has no rows")
+    t = pd.DatetimeIndex(df["time"])  # sorted (the store's order)
+    origin = (at if at is not None else now if now is not None else t[-1]).floor("h")
     origin = origin.tz_convert("UTC")
     if at is not None:
-        _check_origin(grid, origin, at, tz, cfg)
+        _check_origin(t[0], t[-1], origin, at, tz, cfg)
     stale = pd.Timedelta(hours=cfg.stale_limit)
-    span = grid.reindex(pd.date_range(origin - (cfg.lookback - 1) * HOUR - stale, origin, freq="h"))
+    hours = pd.date_range(origin - (cfg.lookback - 1) * HOUR - stale, origin, freq="h", name="time")
+    span = df.set_index(t.rename("time"))[list(MEASURES)].reindex(hours)  # one station's window
     seen = span.index[span["pm25"].notna()]
     if not len(seen) or origin - seen[-1] > stale:
         last = f"last at {seen[-1]:%Y-%m-%d %H:%M} UTC" if len(seen) else "none in the window"
@@ -230,15 +243,15 @@ def window_at(
             f"PM2.5 at {origin:%Y-%m-%d %H:%M} UTC is stale ({last}): older than the "
             f"model's {cfg.stale_limit} h staleness limit (train --stale-limit); wait for the feed"
         )
-    if origin - (cfg.lookback - 1) * HOUR < grid.index[0]:
+    if origin - (cfg.lookback - 1) * HOUR < t[0]:
         raise AqiError(
-            f"history too short: {cfg.lookback} hours before {origin} needed, "
-            f"data starts {grid.index[0]}"
+            f"history too short: {cfg.lookback} hours before {origin} needed, data starts {t[0]}"
         )
     feats = feature_frame(span, tz, cfg.stale_limit, cfg.inputs).iloc[-cfg.lookback :]
-    if extra is not None:
-        feats = feats.join(extra.reindex(feats.index))
-    x = np.nan_to_num(scaler.apply(feats.to_numpy()))[None]
+    arr = feats.to_numpy()
+    if extra is not None:  # the network's columns after the station's own, as `hourly` joins them
+        arr = np.hstack([arr, extra.reindex(feats.index).to_numpy(np.float32)])
+    x = np.nan_to_num(scaler.apply(arr))[None]
     info = {
         "last_observation_age_h": int((origin - seen[-1]) / HOUR),
         "missing_input_share": round(float(span["pm25"].iloc[-cfg.lookback :].isna().mean()), 3),
@@ -249,9 +262,8 @@ def window_at(
 HOUR = pd.Timedelta(hours=1)
 
 
-def _check_origin(grid: pd.DataFrame, origin: pd.Timestamp, at, tz: str, cfg: WindowConfig) -> None:
+def _check_origin(first, end, origin: pd.Timestamp, at, tz: str, cfg: WindowConfig) -> None:
     """AqiError unless `--at` is between the data's first hour and its last + stale_limit."""
-    first, end = grid.index[0], grid.index[-1]
     if not first <= origin <= end + cfg.stale_limit * HOUR:
         shown = (t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M") for t in (first, end))
         raise AqiError(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import TZ, series
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aqi.config import AqiError, WindowConfig
@@ -158,3 +158,15 @@ def test_a_date_alone_as_a_split_end_means_its_whole_day():
     s = Split.resolve(cfg, pd.Timestamp("2016-05-01", tz="UTC"), "Asia/Shanghai")
     assert (s.train_end.hour, s.val_end.hour, s.test_end.hour) == (23, 12, 23)
     assert str(s.train_end) == "2016-02-29 23:00:00+08:00"
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 30))
+@settings(max_examples=60, deadline=None)
+def test_numpy_ffill_is_pandas_ffill_with_a_limit(seed, limit):
+    from aqi.windows import ffill
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(40, 3))
+    a[rng.random(a.shape) < 0.5] = np.nan
+    np.testing.assert_array_equal(ffill(a, limit), pd.DataFrame(a).ffill(limit=limit).to_numpy())
+    np.testing.assert_array_equal(ffill(a, 0), a)  # no fill (pandas refuses limit 0)
