@@ -34,10 +34,13 @@ def forecast_station(
     at: str | None = None,
     standard: str | None = None,
     miss_cost: float | None = None,
+    now: pd.Timestamp | None = None,
 ) -> dict:
+    """One station's forecast at `at`, else at `now` (default `store_end`)."""
     tm = load(data_dir, station)
     when = _parse_at(at, tm.timezone) if at else None
-    x, origin, _, stale = tm.window_at(read_station(data_dir, station), when, store_end(data_dir))
+    now = now if now is not None else store_end(data_dir)
+    x, origin, _, stale = tm.window_at(read_station(data_dir, station), when, now)
     return _result(tm, origin, tm.predict(x), standard, miss_cost) | stale
 
 
@@ -182,9 +185,10 @@ def forecast_stations(
     results, failed = network_forecasts(
         data_dir, [n for n in names if n not in own], at, standard, miss_cost
     )
+    now = store_end(data_dir)  # the manifest read once, not once per station
     for name in [n for n in names if n in own]:
         try:
-            results.append(forecast_station(data_dir, name, at, standard, miss_cost))
+            results.append(forecast_station(data_dir, name, at, standard, miss_cost, now))
         except AqiError as e:
             failed.append(f"{name}: {e}")
     if not results:

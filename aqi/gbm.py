@@ -23,7 +23,7 @@ import pandas as pd
 
 from aqi.config import AqiError, WindowConfig
 from aqi.datadir import atomic_write_bytes, models_dir, partition_path
-from aqi.store import load_manifest, read_station, station_timezone
+from aqi.store import load_manifest, read_station
 from aqi.windows import Split, Windows, build_windows, complete_grid, feature_frame
 
 LAGS = 24  # hours of PM2.5 lags (t, t-1, ..., t-23)
@@ -55,10 +55,9 @@ def origin_features(
     return table.reindex(origins).astype(np.float32).reset_index(drop=True)
 
 
-def _station_rows(data_dir: Path, station: str, window: WindowConfig, split: Split):
+def _station_rows(data_dir: Path, station: str, window: WindowConfig, split: Split, tz: str):
     """(features, targets, split labels) of one station's windows under the model's split dates."""
     df = read_station(data_dir, station)
-    tz = station_timezone(data_dir, station)
     w = build_windows(df, window, tz, dates=split)
     x = origin_features(complete_grid(df), tz, window.max_gap, w.origin)
     return x, w.y, w.split
@@ -169,7 +168,8 @@ def pooled_gbm(
     echo=print,
 ) -> PooledGbm:
     """The cached pooled baseline for these windows and split dates, fitted on first use."""
-    names = sorted(load_manifest(data_dir)["stations"])
+    zones = {st: e["timezone"] for st, e in load_manifest(data_dir)["stations"].items()}
+    names = sorted(zones)
     d = models_dir(data_dir) / "_gbm" / cache_key(data_dir, names, window, split, cfg)
     meta = d / "meta.json"
     cached = _cached(d)
@@ -179,7 +179,7 @@ def pooled_gbm(
     parts = {}
     for s in names:
         try:
-            parts[s] = _station_rows(data_dir, s, window, split)
+            parts[s] = _station_rows(data_dir, s, window, split, zones[s])
         except AqiError as e:  # a corrupt or short station must not blank the others' baseline
             echo(f"GBM baseline: {s} left out: {e}")
     model = fit_pooled(parts, window.horizon, cfg, threads, echo=echo)

@@ -28,7 +28,7 @@ from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
 from aqi.losses import tf
 from aqi.network import NetworkPm25, extra_columns, neighbours, with_history, with_scale
-from aqi.store import read_station, station_timezone, stations
+from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
 from aqi.trained import NETWORK, TrainedModel, predict
@@ -190,14 +190,15 @@ def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, wor
 def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, work: Path):
     """(cfg resolved for these stations, StreamData): each station's hourly inputs written to
     `work`, one station in memory at a time, and the scaler pooled over their train rows."""
-    tz = station_timezone(data_dir, names[0])  # split dates are read in the first station's zone
+    zones = {st: e["timezone"] for st, e in load_manifest(data_dir)["stations"].items()}  # read once
+    tz = zones[names[0]]  # split dates are read in the first station's zone
     dates = Split.resolve(cfg.window, net.times[-1], tz)
     nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours, set(names))
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
     files, moments, firsts, scalers = [], None, [], {}
     for i, st in enumerate(names, 1):
         extra = extra_columns(net, st, nb[st], i, cfg.network, cfg.window.max_gap)
-        h = hourly(read_station(data_dir, st), cfg.window, station_timezone(data_dir, st), dates, extra)
+        h = hourly(read_station(data_dir, st), cfg.window, zones[st], dates, extra)
         if not len(h.origins) or not len(h.train_rows()):
             raise AqiError(f"station {st}: no complete window in the train split; leave it out")
         own = Moments(h.features).add(h.train_rows())

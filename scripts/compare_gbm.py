@@ -16,7 +16,7 @@ import numpy as np
 
 from aqi import metrics
 from aqi.gbm import GbmConfig, _station_rows, fit_pooled, origin_features
-from aqi.store import read_station, stations
+from aqi.store import read_station, station_timezone, stations
 from aqi.trained import load
 from aqi.windows import complete_grid
 
@@ -27,7 +27,8 @@ def main(data_dir: Path, threads: int, backends: list[str]) -> None:
     names = stations(data_dir)
     first = load(data_dir, names[0])
     window, split = first.config.window, first.split
-    parts = {s: _station_rows(data_dir, s, window, split) for s in names}
+    zones = {s: station_timezone(data_dir, s) for s in names}
+    parts = {s: _station_rows(data_dir, s, window, split, zones[s]) for s in names}
     for backend in backends:
         started = time.perf_counter()
         model = fit_pooled(parts, window.horizon, GbmConfig(), threads, lambda *_: None, backend)
