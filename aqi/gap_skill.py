@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from aqi import metrics
 from aqi.levels import Standard, level
 from aqi.trained import TrainedModel
 
@@ -26,21 +27,20 @@ def gap_scores(df: pd.DataFrame, tm: TrainedModel, std: Standard, part: str = "t
 
 
 def _scores(tm: TrainedModel, std: Standard, test, rows: np.ndarray) -> dict:
+    """Per method: MAE and level accuracy per horizon (`metrics.per_horizon`), and their means."""
     pred = tm.predict(test.x[rows])
     published = tm.published(pred, std)
     y, pers = test.y[rows], test.persistence()[rows]
-    ok, observed = np.isfinite(y), level(y, std)
     forecasts = {
         "model": (pred.point, level(pred.point, std) if published is None else published[0]),
         "persistence": (pers, level(pers, std)),
     }
-    return {
-        name: {
-            "mae": round(float(np.abs(y - p)[ok].mean()), 3),
-            "level_accuracy": round(float((observed == lv)[ok].mean()), 4),
-        }
-        for name, (p, lv) in forecasts.items()
-    }
+    out = {}
+    for name, (p, lv) in forecasts.items():
+        by = {"mae": metrics.per_horizon(y, p, std)["mae"]}
+        by["level_accuracy"] = metrics.per_horizon_levels(y, lv, std)["level_accuracy"]
+        out[name] = {k: round(float(np.mean(v)), 4) for k, v in by.items()} | {"by_horizon": by}
+    return out
 
 
 def gap_table(rows: dict) -> dict[str, dict]:
@@ -49,10 +49,16 @@ def gap_table(rows: dict) -> dict[str, dict]:
     if not scored or len(scored) < len(rows):
         return {}
     gaps = set.intersection(*(set(s) for s in scored))
+
+    def mean(g: str, name: str, key: str, by: bool = False):
+        v = np.mean([s[g][name]["by_horizon"][key] if by else s[g][name][key] for s in scored], 0)
+        return np.round(v, 4).tolist()
+
     return {
         g: {
-            name: {k: round(float(np.mean([s[g][name][k] for s in scored])), 4) for k in v}
-            for name, v in scored[0][g].items()
+            name: {k: mean(g, name, k) for k in ("mae", "level_accuracy")}
+            | {"by_horizon": {k: mean(g, name, k, True) for k in ("mae", "level_accuracy")}}
+            for name in scored[0][g]
         }
         for g in sorted(gaps, key=int)
     }
