@@ -112,6 +112,16 @@ def ingest(
 
 @app.command()
 @user_errors
+def compact() -> None:
+    """Fold the hourly ingests (store/_delta/) into the station partitions; run it at a quiet hour."""
+    from aqi.ingest import compact_store
+
+    folded, notes = compact_store(data_dir())
+    typer.echo(f"{folded} station partition(s) rewritten" + "".join(f"\nnote: {n}" for n in notes))
+
+
+@app.command()
+@user_errors
 def stations(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:

@@ -100,6 +100,12 @@ class IngestConfig:
     # a file that would change more than this share of a station's stored hours (present values
     # replaced by other present values) is refused unless --replace: it is the wrong station or file
     replace_share: float = 0.5
+    # rows per station an ingest may bring and still be appended to the store's hourly delta layer
+    # (one file, not one partition per station): an hourly job brings 1, a catch-up a few more
+    hourly_rows: int = 6
+    # delta files kept before an ingest folds them into the partitions (a week of hourly files;
+    # `aqi compact` does it at a quiet hour, an ingest past this does it first)
+    max_deltas: int = 168
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError, WindowConfig
-from aqi.datadir import atomic_write_bytes, models_dir, partition_path
-from aqi.store import load_manifest, read_station
+from aqi.datadir import atomic_write_bytes, models_dir
+from aqi.store import fingerprint, load_manifest, read_station
 from aqi.windows import Split, Windows, build_windows, complete_grid, feature_frame
 
 LAGS = 24  # hours of PM2.5 lags (t, t-1, ..., t-23)
@@ -69,9 +69,7 @@ def cache_key(
     import lightgbm
 
     parts = {
-        "data": {
-            s: hashlib.sha256(partition_path(data_dir, s).read_bytes()).hexdigest() for s in stations
-        },
+        "data": {s: fingerprint(data_dir, s) for s in stations},
         "lightgbm": lightgbm.__version__,
         "window": asdict(window),
         "split": split.to_dict(),

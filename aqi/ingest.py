@@ -19,13 +19,24 @@ from aqi.datadir import check_station, manifest_path
 from aqi.mapping import load_mapping
 from aqi.readers import UnknownLayout, drop_duplicates, read_source
 from aqi.sources import Source, collect_sources
+from aqi.deltas import delta_files, read_deltas, write_delta
 from aqi.store import (
+    compact,
     has_station,
     load_manifest,
     locked,
     read_station,
     write_manifest,
     write_partition,
+)
+from aqi.upsert import (
+    CORRUPT,
+    HourlyPlan,
+    differs,
+    hourly_plan,
+    manifest_entry,
+    merge,
+    source_spans,
 )
 
 
@@ -61,21 +72,42 @@ def ingest(
         check_station(station)
     m = load_mapping(mapping, station) if mapping else None
     new, meta, said = _read_all(collect_sources(paths, cfg), m, station, cfg, paths[0])
-    if notes is not None:
-        notes += said
+    notes = [] if notes is None else notes
+    notes += said
     with locked(data_dir):
         manifest = load_manifest(data_dir)  # repaired from the partitions if a writer was killed
         on_disk = manifest_path(data_dir).read_bytes() if manifest_path(data_dir).exists() else b""
-        groups = [(st, g, _existing(data_dir, st)) for st, g in new.groupby("station")]
-        plans = [(st, g, old, merge(old, g, replace, cfg, st)) for st, g, old in groups]
-        spans = source_spans(new)
-        reports = [
-            _write(data_dir, st, spans.loc[st], old, plan, manifest, meta[st])
-            for st, _, old, plan in plans
-        ]
+        spans, plan = source_spans(new), _hourly(new, data_dir, manifest, cfg, replace)
+        if plan is not None:
+            reports = _append(data_dir, plan, spans, manifest, meta)
+        else:
+            folded, said = compact(data_dir, manifest)  # partitions are rewritten only without deltas
+            on_disk = manifest_path(data_dir).read_bytes() if folded else on_disk
+            notes += said
+            reports = [_upsert(data_dir, st, g, spans[st], manifest, meta[st], replace, cfg)
+                       for st, g in new.groupby("station")]
         text = json.dumps(manifest, indent=2).encode()
         if text != on_disk:
             write_manifest(data_dir, manifest)
+    return reports
+
+
+def _hourly(new, data_dir: Path, manifest: dict, cfg: IngestConfig, replace: bool):
+    """The ingest as one delta file (an hourly feed's few new hours), or None (rewrite partitions)."""
+    if replace or len(delta_files(data_dir)) >= cfg.max_deltas:
+        return None
+    return hourly_plan(new, manifest["stations"], read_deltas(data_dir), cfg)
+
+
+def _append(data_dir: Path, plan: HourlyPlan, spans: dict, manifest: dict, meta: dict):
+    """Write `plan`'s rows as the next delta file (with the entries, for a roll-forward)."""
+    reports, entries, changed = [], {}, set(plan.rows["station"])
+    for st, (added, corrected, filled, span) in plan.counts.items():
+        entries[st] = manifest_entry(manifest["stations"].get(st), st, meta[st], spans[st], span)
+        reports.append(IngestReport(st, span[2], added, corrected, filled, st in changed))
+    if changed:
+        write_delta(data_dir, plan.rows, entries)
+    manifest["stations"].update(entries)
     return reports
 
 
@@ -117,89 +149,21 @@ def _existing(data_dir: Path, station: str) -> pd.DataFrame | None:
         return CORRUPT
 
 
-CORRUPT = pd.DataFrame()  # sentinel of `_existing`: a partition that cannot be read
-
-
-def merge(old, new: pd.DataFrame, replace: bool, cfg: IngestConfig, station: str):
-    """(merged rows, added, corrected, filled). The upsert rule: new hours are added; on a stored
-    hour a present new value replaces the stored one and a missing new value never erases it
-    (`replace`: the new rows win whole, missing values included). A file that would correct more
-    than `cfg.replace_share` of the stored hours is refused without `replace`."""
-    fresh = new[["time", *MEASURES]].astype({c: np.float32 for c in MEASURES})
-    if old is None or old is CORRUPT:
-        return fresh.reset_index(drop=True), len(fresh), 0, 0
-    o, n = old.set_index("time"), fresh.set_index("time")
-    both = n.index.intersection(o.index)
-    ov, nv = o.loc[both, list(MEASURES)].to_numpy(), n.loc[both, list(MEASURES)].to_numpy()
-    fixed = (~np.isnan(ov) & ~np.isnan(nv) & (ov != nv)).any(axis=1)
-    corrected = int(fixed.sum())
-    filled = int(((np.isnan(ov) & ~np.isnan(nv)).any(axis=1) & ~fixed).sum())
-    if corrected > cfg.replace_share * len(o) and not replace:
-        raise AqiError(
-            f"{new['_src'].iloc[0]}: would change {corrected} of station {station}'s {len(o)} stored "
-            "hours; is it another station's file? If it corrects the whole station, rerun with --replace"
-        )
-    if both.empty:  # only new hours (an hourly feed's usual ingest): no values to weigh
-        merged = pd.concat([o, n])
-    else:
-        merged = pd.concat([o.drop(both), n]) if replace else n.combine_first(o)
-    merged = merged.sort_index().reset_index().astype({c: np.float32 for c in MEASURES})
-    return merged, len(merged) - len(o), corrected, filled
-
-
-def _write(data_dir, station, spans, old, plan, manifest, info: dict) -> IngestReport:
-    merged, added, corrected, filled = plan
+def _upsert(data_dir, station, new, spans, manifest, info, replace, cfg) -> IngestReport:
+    """Merge `new` into the station's partition (see `merge`) and rewrite it if it changed."""
+    old = _existing(data_dir, station)
+    merged, added, corrected, filled = merge(old, new, replace, cfg, station)
     repaired = old is CORRUPT
-    written = old is None or repaired or _differs(old, merged)
-    entry = _manifest_entry(manifest["stations"].get(station), station, info, spans, merged)
+    written = old is None or repaired or differs(old, merged)
+    span = (merged["time"].min(), merged["time"].max(), len(merged))
+    entry = manifest_entry(manifest["stations"].get(station), station, info, spans, span)
     manifest["stations"][station] = entry
     if written:
         write_partition(data_dir, station, merged, entry)
     return IngestReport(station, len(merged), added, corrected, filled, written, repaired)
 
 
-def _differs(old: pd.DataFrame, merged: pd.DataFrame) -> bool:
-    """Whether `merged` differs from `old` at all (NaN equals NaN)."""
-    if len(old) != len(merged) or not old["time"].equals(merged["time"]):
-        return True
-    a, b = old[list(MEASURES)].to_numpy(), merged[list(MEASURES)].to_numpy()
-    return not ((a == b) | (np.isnan(a) & np.isnan(b))).all()
-
-
-STATION_FIELDS = ("name", "latitude", "longitude", "source")  # from the feed, the latest wins
-MAX_SOURCES = 4  # source files listed per station: an hourly feed brings 8,760 a year
-
-
-def source_spans(new: pd.DataFrame) -> pd.DataFrame:
-    """Per (station, source file): sha256, rows, first and last hour (ISO), in one pass."""
-    g = new.groupby(["station", "_src"]).agg(
-        sha256=("_sha", "first"), rows=("time", "size"), first=("time", "min"), last=("time", "max")
-    )
-    g["rows"] = g["rows"].astype(int)
-    g["first"], g["last"] = g["first"].map(pd.Timestamp.isoformat), g["last"].map(pd.Timestamp.isoformat)
-    return g
-
-
-def _manifest_entry(
-    entry: dict | None, station: str, info: dict, spans: pd.DataFrame, merged: pd.DataFrame
-) -> dict:
-    """The station's manifest entry after this ingest: its metadata (a station keeps the time zone
-    it was first stored with; a renamed location keeps its id, its names are listed), the latest
-    MAX_SOURCES files it came from (`spans`: this ingest's, by file name), their count, its span."""
-    entry = entry or {"display_name": station, "timezone": info["timezone"], "sources": []}
-    names = {*entry.get("names", []), *([entry["name"]] if entry.get("name") else []), *info["names"]}
-    if len(names) > 1:  # one location, keyed by its id, under several names over time
-        entry["names"] = sorted(names)
-    entry |= {k: info[k] for k in STATION_FIELDS if info.get(k) is not None}
-    kept = [s for s in entry["sources"] if s["name"] not in spans.index]
-    fresh = [{"name": n, **r} for n, r in spans.to_dict("index").items()]
-    known = {s["name"] for s in entry["sources"]}
-    entry["source_files"] = entry.get("source_files", len(known)) + len(set(spans.index) - known)
-    recent = sorted(kept + fresh, key=lambda s: (s["last"], s["name"]))[-MAX_SOURCES:]
-    entry["sources"] = sorted(recent, key=lambda s: s["name"])
-    entry.update(
-        first_time=merged["time"].min().isoformat(),
-        last_time=merged["time"].max().isoformat(),
-        rows=len(merged),
-    )
-    return entry
+def compact_store(data_dir: Path) -> tuple[int, list[str]]:
+    """`aqi compact`: fold the hourly delta layer into the partitions; (stations folded, notes)."""
+    with locked(data_dir):
+        return compact(data_dir, load_manifest(data_dir))

@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError, NetworkConfig
-from aqi.datadir import partition_path
-from aqi.store import read_partition
+from aqi.store import has_station, read_station
 from aqi.windows import Hourly, Scaler
 
 # the last input columns of a network model: the station's PM2.5 scale and its embedding row
@@ -37,10 +36,10 @@ UNKNOWN = 0  # embedding row of a station the model was not trained on (cold sta
 MIN_OVERLAP = 24 * 30  # hours both stations observed on the train split for a correlation to count
 
 
-def readable(path: Path, since=None, columns=None) -> pd.DataFrame:
-    """A partition's rows, or no rows when it is corrupt (its own station reports that)."""
+def readable(data_dir: Path, station: str, since=None, columns=None) -> pd.DataFrame:
+    """A station's rows, or no rows when its partition is corrupt (its own station reports that)."""
     try:
-        return read_partition(path, since, columns)
+        return read_station(data_dir, station, since, columns)
     except AqiError:
         return no_rows()
 
@@ -64,10 +63,9 @@ class NetworkPm25:
         corrupt partition reads as a station with no rows: to the others, a missing neighbour."""
         frames = {}
         for st in names:
-            path = partition_path(data_dir, st)
-            if not path.exists():
-                raise AqiError(f"station {st!r}: not in {path.parent.parent}; ingest it first")
-            frames[st] = readable(path, since, ["time", "pm25"])
+            if not has_station(data_dir, st):
+                raise AqiError(f"station {st!r}: not in {Path(data_dir) / 'store'}; ingest it first")
+            frames[st] = readable(data_dir, st, since, ["time", "pm25"])
         return cls.from_frames(frames)
 
     @classmethod

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from aqi.config import AqiError
-from aqi.datadir import NETWORK, model_dir, network_dir, partition_path
+from aqi.datadir import NETWORK, model_dir, network_dir
 from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
-from aqi.store import has_station, station_timezone
+from aqi.store import has_station, stamp, station_timezone
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
 from aqi.windows import Scaler
 
@@ -79,9 +79,7 @@ def read_network(tm: TrainedModel, data_dir: Path, names: list[str], since=None)
     read is kept while its partitions are unchanged: evaluating N stations reads it once, not N
     times."""
     stations = needed(tm, data_dir, names)
-    stats = [partition_path(data_dir, st).stat() for st in stations]
-    stamp = tuple((x.st_mtime_ns, x.st_size) for x in stats)
-    key = (str(Path(data_dir).resolve()), tuple(stations), since, stamp)
+    key = (str(Path(data_dir).resolve()), tuple(stations), since, stamp(data_dir, stations))
     if _LAST.get("key") != key:
         _LAST.update(key=key, net=NetworkPm25.read(data_dir, stations, since))
     return _LAST["net"]

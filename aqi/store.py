@@ -7,6 +7,7 @@ any moment leaves every partition either wholly old or wholly new, and the manif
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,15 +26,17 @@ from aqi.datadir import (
     partition_path,
     store_dir,
 )
+from aqi.deltas import apply, delta_entries, delta_files, read_deltas, remove_deltas
 
 ENTRY_KEY = b"aqi.manifest_entry"  # partition metadata: its station's manifest entry, to rebuild from
 SCHEMA = pa.schema([("time", pa.timestamp("us", tz="UTC"))] + [(c, pa.float32()) for c in MEASURES])
 
 
 def load_manifest(data_dir: Path) -> dict:
-    """The manifest, repaired from the partitions where they disagree: a station whose partition is
-    newer than the manifest (a writer killed between the two) or missing from it (or a corrupt
-    manifest) gets the entry its partition carries; a station without a partition is dropped."""
+    """The manifest, repaired from the partitions and delta files where they disagree: a station
+    whose partition or delta file is newer than the manifest (a writer killed between the two) or
+    missing from it (or a corrupt manifest) gets the entry that file carries; a station with neither
+    a partition nor delta rows is dropped."""
     p = manifest_path(data_dir)
     doc = _read_manifest(p)
     stamp = p.stat().st_mtime_ns if doc else -1
@@ -46,7 +49,11 @@ def load_manifest(data_dir: Path) -> dict:
     for st, f in parts.items():
         if st not in entries or f.stat().st_mtime_ns > stamp:
             entries[st] = partition_entry(f) or entries.get(st) or _bare_entry(st)
-    return {"version": 1, "stations": {st: entries[st] for st in sorted(parts)}}
+    for f in delta_files(data_dir):
+        if f.stat().st_mtime_ns > stamp:
+            entries |= delta_entries(f)
+    known = set(parts) | read_deltas(data_dir).stations
+    return {"version": 1, "stations": {st: entries.get(st) or _bare_entry(st) for st in sorted(known)}}
 
 
 def _read_manifest(p: Path) -> dict | None:
@@ -105,7 +112,7 @@ def write_partition(data_dir: Path, station: str, df: pd.DataFrame, entry: dict 
 
 
 def has_station(data_dir: Path, station: str) -> bool:
-    return partition_path(data_dir, station).exists()
+    return partition_path(data_dir, station).exists() or station in read_deltas(data_dir).stations
 
 
 def read_partition(path: Path, since: pd.Timestamp | None = None, columns=None) -> pd.DataFrame:
@@ -126,13 +133,56 @@ def stations(data_dir: Path) -> list[str]:
     return sorted(load_manifest(data_dir)["stations"])
 
 
-def read_station(data_dir: Path, station: str, since: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One station's rows: `time` (UTC) and the measures, sorted by time (from `since`, UTC)."""
+def read_station(data_dir: Path, station: str, since=None, columns=None) -> pd.DataFrame:
+    """One station's rows: `time` (UTC) and the measures (`columns` only, when given), sorted by
+    time (from `since`, UTC): its partition with its delta rows applied."""
     path = partition_path(data_dir, station)
-    if not path.exists():
+    delta = read_deltas(data_dir).rows(station)
+    if not path.exists() and delta is None:
         known = ", ".join(stations(data_dir)) or "none; run `aqi ingest` first"
         raise AqiError(f"unknown station {station!r} in {store_dir(data_dir)} (known: {known})")
-    return read_partition(path, since)
+    base = read_partition(path, since) if path.exists() else None
+    if delta is not None and since is not None:
+        delta = delta[delta["time"] >= since]
+    df = apply(base, delta)
+    return df if columns is None else df[list(columns)]
+
+
+def fingerprint(data_dir: Path, station: str) -> str:
+    """A digest of everything a station's rows are read from: its partition and the delta layer."""
+    h = hashlib.sha256()
+    path = partition_path(data_dir, station)
+    h.update(path.read_bytes() if path.exists() else b"")
+    for f in delta_files(data_dir):
+        h.update(f.name.encode() + str(f.stat().st_size).encode() + str(f.stat().st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def stamp(data_dir: Path, names: list[str]) -> tuple:
+    """Cheap change marks (mtime, size) of what the stations' rows are read from, for caches."""
+    paths = [partition_path(data_dir, st) for st in names] + delta_files(data_dir)
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in paths)
+
+
+def compact(data_dir: Path, manifest: dict) -> tuple[int, list[str]]:
+    """Fold the delta layer into the partitions (under the store's lock), remove it, and write
+    `manifest` (as repaired by `load_manifest`); (partitions rewritten, notes). A kill part-way
+    leaves the deltas in place, and applying them again over a folded partition changes nothing."""
+    files = delta_files(data_dir)
+    if not files:
+        return 0, []
+    deltas, notes = read_deltas(data_dir), []
+    for st in sorted(deltas.stations):
+        try:
+            rows = read_station(data_dir, st)
+        except AqiError:  # a corrupt partition: its delta rows are all that can be read of it
+            rows = apply(None, deltas.rows(st))
+            notes.append(f"station {st}: corrupt partition replaced by its hourly rows; re-ingest "
+                         "its raw files to restore the older hours")
+        write_partition(data_dir, st, rows, manifest["stations"][st])
+    remove_deltas(data_dir, files)
+    write_manifest(data_dir, manifest)
+    return len(deltas.stations), notes
 
 
 def station_timezone(data_dir: Path, station: str) -> str:

@@ -3,8 +3,9 @@
 Rows (written to DATA_DIR/reports/bench.json and printed):
   ingest          all 12 Beijing CSVs → a fresh store: wall time, peak RSS (target ≤ 3 s, ≤ 1 GiB)
   ingest_hourly   an hourly job on AirNow: a store of 24 hourly files of every site (~2,200), then
-                  `aqi ingest` of the next 3 hours one process each, and one again (idempotent):
-                  wall seconds per file, process start included (target ≤ 2 s); skipped when
+                  `aqi ingest` of the next 3 hours one process each, and one again (idempotent),
+                  then `aqi compact`: wall seconds per file, process start included (target
+                  ≤ 2 s), and of the compaction; skipped when
                   ../shared/data/airnow-hourlydata is absent
   loop_vs_fit     samples/s of our loop vs model.fit, same model/data/batch, strategy of --device auto
   train_station   `aqi train --station Aotizhongxin` with defaults: wall, peak RSS (≤ 60 s, ≤ 2 GiB)
@@ -83,12 +84,14 @@ def bench_ingest_hourly() -> dict:
         hours = [run_measured([*AQI, "--data-dir", tmp, "ingest", str(f), "-q"]) for f in files[24:27]]
         again = run_measured([*AQI, "--data-dir", tmp, "ingest", str(files[26]), "-q"])
         sites = len(json.loads((Path(tmp) / "store" / "_manifest.json").read_text())["stations"])
+        folded = run_measured([*AQI, "--data-dir", tmp, "compact"])
     return {
         "sites": sites,
         "seconds_per_hourly_file": [h["wall_s"] for h in hours],
         "peak_rss_mib": max(h["peak_rss_mib"] for h in hours),
         "idempotent_reingest_s": again["wall_s"],
-        "targets": "≤ 2 s per hourly file, process start included",
+        "compact_s": folded["wall_s"],  # folding the 3 hourly delta files into every partition
+        "targets": "≤ 2 s per hourly file, process start included (compaction apart, a quiet-hour job)",
     }
 
 

@@ -122,6 +122,53 @@ def test_every_write_of_ingest(tmp_path, ingest_case, action):
         assert not list(d.rglob("*.tmp"))
 
 
+# ---- the hourly delta layer: an hourly ingest (delta file, manifest) and `aqi compact` -------------
+
+
+@pytest.fixture
+def hourly_case(tmp_path):
+    """(files of Alpha and Beta, 24 h each; hour-24 files of Alpha, Beta and Gamma (new); the
+    clean store after both, and after a compaction on top)."""
+    first = [write_csv(uci_frame(s, hours=24), tmp_path / "old" / f"{s}.csv") for s in ("Alpha", "Beta")]
+    hour = [
+        write_csv(uci_frame(s, hours=25, seed=1 + i).iloc[[24 if s != "Gamma" else 0]], tmp_path / "h" / f"{s}.csv")
+        for i, s in enumerate(("Alpha", "Beta", "Gamma"))
+    ]
+    ref = tmp_path / "ref"
+    for paths in (first, hour):
+        assert runner.invoke(app, ["--data-dir", str(ref), "ingest", *map(str, paths)]).exit_code == 0
+    appended = tree_digest(ref)
+    assert runner.invoke(app, ["--data-dir", str(ref), "compact"]).exit_code == 0
+    return first, hour, appended, tree_digest(ref)
+
+
+@pytest.mark.parametrize("action", ["fail", "kill"])
+def test_every_write_of_an_hourly_ingest_and_of_compact(tmp_path, hourly_case, action):
+    from aqi.store import read_station
+
+    first, hour, appended, compacted = hourly_case
+    d = fresh_store(tmp_path, first)
+    old = {s: read_station(d, s) for s in ("Alpha", "Beta")}
+    new = {s: read_station(tmp_path / "ref", s) for s in ("Alpha", "Beta", "Gamma")}
+    runs = [("ingest", ["ingest", *map(str, hour)], 2, appended), ("compact", ["compact"], 4, compacted)]
+    for name, args, total, want in runs:  # 2: the delta file and the manifest; 4: 3 partitions, manifest
+        count = fresh_store(tmp_path / "count", first)
+        if name == "compact":
+            assert runner.invoke(app, ["--data-dir", str(count), "ingest", *map(str, hour)]).exit_code == 0
+        assert writes_of(run_hooked(10**9, action, "ingest", "--data-dir", str(count), *args)) == total
+        for n in range(1, total + 1):
+            d = fresh_store(tmp_path, first)
+            if name == "compact":
+                assert runner.invoke(app, ["--data-dir", str(d), "ingest", *map(str, hour)]).exit_code == 0
+            proc = run_hooked(n, action, "ingest", "--data-dir", str(d), *args)
+            assert proc.returncode == (KILLED if action == "kill" else 2), proc.stderr
+            assert "Traceback" not in proc.stderr
+            assert_each_station_old_or_new(d, {} if name == "compact" else old, new)
+            r = runner.invoke(app, ["--data-dir", str(d), *args])
+            assert r.exit_code == 0, r.output
+            assert tree_digest(d) == want, f"{name}, write {n}"
+
+
 # ---- train ---------------------------------------------------------------------------------------
 
 
