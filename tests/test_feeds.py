@@ -166,3 +166,35 @@ def test_real_openaq_delhi_end_to_end(tmp_path):
     r = run(app, ["--data-dir", d, "forecast", "--station", "8118", "--format", "json"])
     [f] = json.loads(r.stdout)
     assert f["issued_at"] == "2025-04-25T22:30:00+05:30" and f["last_observation_age_h"] == 0
+
+
+@needs_feeds
+def test_real_airnow_hourly_job_network_and_forecast_all(tmp_path):
+    """Every AirNow hour, as an hourly job stores them (200 at once, then the last 9 one by one
+    through the delta layer), one network model over every site with a window, and a forecast
+    of all of them. 9 days of mostly clean April hours: this shows the pipeline, not skill."""
+    from typer.testing import CliRunner
+
+    from aqi.cli import app
+    from aqi.deltas import delta_files
+
+    d, run = tmp_path / "d", CliRunner().invoke
+    files = sorted(AIRNOW.glob("HourlyData_*.dat.gz"))
+    assert len(files) == 209
+    assert run(app, ["--data-dir", str(d), "ingest", *map(str, files[:200]), "-q"]).exit_code == 0
+    for f in files[200:]:
+        assert run(app, ["--data-dir", str(d), "ingest", str(f), "-q"]).exit_code == 0
+    assert len(delta_files(d)) == 9
+    rows = load_manifest(d)["stations"]
+    assert len(rows) == 2296 and sum(e["rows"] for e in rows.values()) == 461_414
+    dates = ["--train-end", "2024-04-13T23:00+00:00", "--val-end", "2024-04-15T11:00+00:00"]
+    tiny = ["--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--device", "cpu"]
+    r = run(app, ["--data-dir", str(d), "train", "--station", "all", *dates, *tiny])
+    assert r.exit_code == 0, r.output
+    assert "network model of 1416 stations" in r.output
+    assert "880 station(s) without a complete window before" in r.output and "132,933 train" in r.output
+    r = run(app, ["--data-dir", str(d), "forecast", "--station", "all", "--format", "json"])
+    out = json.loads(r.stdout)  # every site it can forecast, then exit 2 naming the others
+    assert r.exit_code == 2 and len({f["station"] for f in out}) == 1401
+    assert sum(f["last_observation_age_h"] > 0 for f in out) == 18  # through a feed gap
+    assert r.stderr.count("is stale") == 15 and "Traceback" not in r.output
