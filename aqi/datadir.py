@@ -2,6 +2,7 @@
 
     DATA_DIR/raw/                               downloads; never modified
     DATA_DIR/store/station=<id>/data.parquet    one partition per station (hive layout)
+    DATA_DIR/store/_delta/<seq>.parquet         hourly ingests, until `aqi compact` folds them in
     DATA_DIR/store/_manifest.json               stations, time zones, sources
     DATA_DIR/models/<station>/                  CURRENT, versions/<v>/{model.keras, meta.json}, ckpt/
     DATA_DIR/models/_gbm/<key>/                 the pooled gradient-boosting baseline
