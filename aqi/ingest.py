@@ -11,15 +11,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from aqi.config import MEASURES, AqiError, IngestConfig
+from aqi.config import AqiError, IngestConfig
 from aqi.datadir import check_station, manifest_path
+from aqi.deltas import delta_files, read_deltas, write_delta
 from aqi.mapping import load_mapping
 from aqi.readers import UnknownLayout, drop_duplicates, read_source
 from aqi.sources import Source, collect_sources
-from aqi.deltas import delta_files, read_deltas, write_delta
 from aqi.store import (
     compact,
     has_station,
@@ -84,8 +83,10 @@ def ingest(
             folded, said = compact(data_dir, manifest)  # partitions are rewritten only without deltas
             on_disk = manifest_path(data_dir).read_bytes() if folded else on_disk
             notes += said
-            reports = [_upsert(data_dir, st, g, spans[st], manifest, meta[st], replace, cfg)
-                       for st, g in new.groupby("station")]
+            reports = [
+                _upsert(data_dir, st, g, spans[st], manifest, meta[st], replace, cfg)
+                for st, g in new.groupby("station")
+            ]
         text = json.dumps(manifest, indent=2).encode()
         if text != on_disk:
             write_manifest(data_dir, manifest)

@@ -177,8 +177,10 @@ def compact(data_dir: Path, manifest: dict) -> tuple[int, list[str]]:
             rows = read_station(data_dir, st)
         except AqiError:  # a corrupt partition: its delta rows are all that can be read of it
             rows = apply(None, deltas.rows(st))
-            notes.append(f"station {st}: corrupt partition replaced by its hourly rows; re-ingest "
-                         "its raw files to restore the older hours")
+            notes.append(
+                f"station {st}: corrupt partition replaced by its hourly rows; re-ingest "
+                "its raw files to restore the older hours"
+            )
         write_partition(data_dir, st, rows, manifest["stations"][st])
     remove_deltas(data_dir, files)
     write_manifest(data_dir, manifest)

@@ -13,7 +13,6 @@ import pandas as pd
 from aqi.config import MEASURES, AqiError, IngestConfig
 from aqi.deltas import Deltas
 
-
 CORRUPT = pd.DataFrame()  # sentinel of `_existing`: a partition that cannot be read
 
 
@@ -117,8 +116,15 @@ def hourly_plan(new: pd.DataFrame, stored: dict, deltas: Deltas, cfg: IngestConf
     fixed = (~np.isnan(ov) & ~np.isnan(nv) & (ov != nv)).any(axis=1)
     filled = (np.isnan(ov) & ~np.isnan(nv)).any(axis=1) & ~fixed & in_delta
     added = ~in_delta
-    flags = pd.DataFrame({"station": new["station"], "time": new["time"], "added": added,
-                          "corrected": fixed, "filled": filled})
+    flags = pd.DataFrame(
+        {
+            "station": new["station"],
+            "time": new["time"],
+            "added": added,
+            "corrected": fixed,
+            "filled": filled,
+        }
+    )
     counts = _counts(flags, stored, cfg, new)
     rows = new.loc[added | fixed | filled, ["station", "time", *MEASURES]]
     return HourlyPlan(rows.astype({c: np.float32 for c in MEASURES}), counts)
@@ -128,8 +134,11 @@ def _counts(flags: pd.DataFrame, stored: dict, cfg: IngestConfig, new: pd.DataFr
     """Per station (added, corrected, filled, span after the ingest); AqiError like `merge` when a
     file would correct more than `cfg.replace_share` of a station's stored hours."""
     g = flags.groupby("station").agg(
-        added=("added", "sum"), corrected=("corrected", "sum"), filled=("filled", "sum"),
-        first=("time", "min"), last=("time", "max"),
+        added=("added", "sum"),
+        corrected=("corrected", "sum"),
+        filled=("filled", "sum"),
+        first=("time", "min"),
+        last=("time", "max"),
     )
     out = {}
     for r in g.itertuples():
@@ -143,5 +152,10 @@ def _counts(flags: pd.DataFrame, stored: dict, cfg: IngestConfig, new: pd.DataFr
             )
         first = min(r.first, pd.Timestamp(e["first_time"])) if "first_time" in e else r.first
         last = max(r.last, pd.Timestamp(e["last_time"])) if "last_time" in e else r.last
-        out[r.Index] = (int(r.added), int(r.corrected), int(r.filled), (first, last, rows + int(r.added)))
+        out[r.Index] = (
+            int(r.added),
+            int(r.corrected),
+            int(r.filled),
+            (first, last, rows + int(r.added)),
+        )
     return out

@@ -131,7 +131,10 @@ def hourly_case(tmp_path):
     clean store after both, and after a compaction on top)."""
     first = [write_csv(uci_frame(s, hours=24), tmp_path / "old" / f"{s}.csv") for s in ("Alpha", "Beta")]
     hour = [
-        write_csv(uci_frame(s, hours=25, seed=1 + i).iloc[[24 if s != "Gamma" else 0]], tmp_path / "h" / f"{s}.csv")
+        write_csv(
+            uci_frame(s, hours=25, seed=1 + i).iloc[[24 if s != "Gamma" else 0]],
+            tmp_path / "h" / f"{s}.csv",
+        )
         for i, s in enumerate(("Alpha", "Beta", "Gamma"))
     ]
     ref = tmp_path / "ref"
@@ -154,12 +157,16 @@ def test_every_write_of_an_hourly_ingest_and_of_compact(tmp_path, hourly_case, a
     for name, args, total, want in runs:  # 2: the delta file and the manifest; 4: 3 partitions, manifest
         count = fresh_store(tmp_path / "count", first)
         if name == "compact":
-            assert runner.invoke(app, ["--data-dir", str(count), "ingest", *map(str, hour)]).exit_code == 0
+            assert (
+                runner.invoke(app, ["--data-dir", str(count), "ingest", *map(str, hour)]).exit_code == 0
+            )
         assert writes_of(run_hooked(10**9, action, "ingest", "--data-dir", str(count), *args)) == total
         for n in range(1, total + 1):
             d = fresh_store(tmp_path, first)
             if name == "compact":
-                assert runner.invoke(app, ["--data-dir", str(d), "ingest", *map(str, hour)]).exit_code == 0
+                assert (
+                    runner.invoke(app, ["--data-dir", str(d), "ingest", *map(str, hour)]).exit_code == 0
+                )
             proc = run_hooked(n, action, "ingest", "--data-dir", str(d), *args)
             assert proc.returncode == (KILLED if action == "kill" else 2), proc.stderr
             assert "Traceback" not in proc.stderr

@@ -35,7 +35,9 @@ def stores(tmp_path, frames, first: int = 24):
     """(store appended hour by hour, the same rewritten hour by hour) after `first` hours of each."""
     fast, slow = tmp_path / "fast", tmp_path / "slow"
     for d in (fast, slow):
-        ingest([write_csv(df.iloc[:first], tmp_path / "base" / f"{s}.csv") for s, df in frames.items()], d)
+        ingest(
+            [write_csv(df.iloc[:first], tmp_path / "base" / f"{s}.csv") for s, df in frames.items()], d
+        )
     return fast, slow
 
 
@@ -80,7 +82,9 @@ def test_a_correction_a_fill_and_a_blank_through_the_delta_layer(tmp_path):
         assert (r.added, r.corrected, r.filled) == (0, 1, 0)
     assert len(delta_files(fast)) == 2
     got = read_station(fast, "Alpha").iloc[25]
-    assert got["pm25"] == np.float32(df.loc[25, "PM2.5"] + 5.0) and got["temp"] == np.float32(df.loc[25, "TEMP"])
+    assert got["pm25"] == np.float32(df.loc[25, "PM2.5"] + 5.0) and got["temp"] == np.float32(
+        df.loc[25, "TEMP"]
+    )
     same_rows(fast, slow)
 
 
@@ -136,7 +140,9 @@ def test_a_corrupt_delta_file_is_one_line(tmp_path):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    drops=st.lists(st.tuples(st.integers(20, 23), st.floats(0, 300), st.booleans()), min_size=1, max_size=8)
+    drops=st.lists(
+        st.tuples(st.integers(20, 23), st.floats(0, 300), st.booleans()), min_size=1, max_size=8
+    )
 )
 def test_any_sequence_of_hourly_drops_reads_as_the_rewritten_store(tmp_path_factory, drops):
     """Law: for any sequence of one-hour drops (new hours, re-issued hours with another PM2.5 or
@@ -148,6 +154,9 @@ def test_any_sequence_of_hourly_drops_reads_as_the_rewritten_store(tmp_path_fact
         df = frames["Alpha"].copy()
         df.loc[hour, "PM2.5"] = np.nan if blank else pm
         files = hour_files(tmp, {"Alpha": df}, hour, f"d{i}")
-        for d, cfg in ((fast, IngestConfig(replace_share=1.0)), (slow, IngestConfig(max_deltas=0, replace_share=1.0))):
+        for d, cfg in (
+            (fast, IngestConfig(replace_share=1.0)),
+            (slow, IngestConfig(max_deltas=0, replace_share=1.0)),
+        ):
             ingest(files, d, cfg=cfg)
     same_rows(fast, slow)
