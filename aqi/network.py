@@ -123,6 +123,31 @@ def neighbours(
     return out
 
 
+def coordinates(entries: dict[str, dict], names: list[str]) -> dict[str, list[float]] | None:
+    """{station: [latitude, longitude]} (degrees) from manifest `entries`, or None unless every
+    one of `names` has both (AirNow's hourly files and the UCI files carry none)."""
+    out = {
+        st: [entries.get(st, {}).get("latitude"), entries.get(st, {}).get("longitude")] for st in names
+    }
+    return out if all(None not in ll for ll in out.values()) else None
+
+
+def nearest(
+    coords: dict[str, list[float]], names: list[str], k: int, among=None
+) -> dict[str, list[str]]:
+    """Per station of `names`, the k others of `among` (default `names`) nearest by great-circle
+    distance (haversine; ties in name order)."""
+    pool = sorted(among if among is not None else names)
+    lat, lon = (np.radians([coords[s][i] for s in pool]) for i in (0, 1))
+    out = {}
+    for st in names:
+        la, lo = np.radians(coords[st])
+        h = np.sin((lat - la) / 2) ** 2 + np.cos(la) * np.cos(lat) * np.sin((lon - lo) / 2) ** 2
+        order = np.argsort(np.arcsin(np.sqrt(np.clip(h, 0, 1))), kind="stable")
+        out[st] = [pool[i] for i in order if pool[i] != st][:k]
+    return out
+
+
 def extra_columns(
     net: NetworkPm25,
     station: str,

@@ -17,8 +17,8 @@ import pandas as pd
 
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, model_dir, network_dir
-from aqi.network import UNKNOWN, NetworkPm25, extra_columns, neighbours
-from aqi.store import has_station, stamp, station_timezone
+from aqi.network import UNKNOWN, NetworkPm25, coordinates, extra_columns, nearest, neighbours
+from aqi.store import has_station, load_manifest, stamp, station_timezone
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
 from aqi.windows import Scaler
 
@@ -67,7 +67,7 @@ def bind(tm: TrainedModel, data_dir: Path, station: str, net=None, timezone: str
         index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
         scaler = Scaler.from_dict(tm.info["data"]["scalers"][station])
     else:
-        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, station)
+        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, station, data_dir)
     extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
     kind = tm.info.get("kind", "network")
     info = tm.info | {"kind": kind, "neighbours": near, "covered": station in known}
@@ -104,14 +104,19 @@ def needed(tm: TrainedModel, data_dir: Path, names: list[str]) -> list[str]:
     return known + sorted(set(names) - set(known))
 
 
-def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str):
-    """(neighbours, scaler) of a station the model never saw: neighbours from its last COLD_DAYS
-    days before the test split, the network's pooled scaler (its typical station): 30 days of one
-    season are no estimate of a station's yearly PM2.5 spread."""
+def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, data_dir: Path):
+    """(neighbours, scaler) of a station the model never saw: its nearest covered stations when
+    the model chose by coordinates and the store has the station's, else the most correlated
+    over its last COLD_DAYS days before the test split; the network's pooled scaler (its typical
+    station): 30 days of one season are no estimate of a station's yearly PM2.5 spread."""
     end = tm.split.val_end.tz_convert("UTC")
     start = end - pd.Timedelta(days=COLD_DAYS)
-    among = set(covered(tm))
-    near = neighbours(net, start, end, tm.config.network.neighbours, among, COLD_OVERLAP)[station]
+    among, k, known = set(covered(tm)), tm.config.network.neighbours, tm.info["data"].get("coordinates")
+    own = coordinates(load_manifest(data_dir)["stations"], [station]) if known else None
+    if own:
+        near = nearest(known | own, [station], k, among)[station]
+    else:
+        near = neighbours(net, start, end, k, among, COLD_OVERLAP)[station]
     recent = net.column(station)[(net.times > start) & (net.times <= end)]
     if np.isfinite(recent).sum() < COLD_OVERLAP:
         raise AqiError(

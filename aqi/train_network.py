@@ -27,7 +27,15 @@ from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
 from aqi.losses import tf
-from aqi.network import NetworkPm25, extra_columns, neighbours, with_history, with_scale
+from aqi.network import (
+    NetworkPm25,
+    coordinates,
+    extra_columns,
+    nearest,
+    neighbours,
+    with_history,
+    with_scale,
+)
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import train_stations
@@ -190,10 +198,13 @@ def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, wor
 def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, work: Path):
     """(cfg resolved for these stations, StreamData): each station's hourly inputs written to
     `work`, one station in memory at a time, and the scaler pooled over their train rows."""
-    zones = {st: e["timezone"] for st, e in load_manifest(data_dir)["stations"].items()}  # read once
+    entries = load_manifest(data_dir)["stations"]  # read once
+    zones = {st: e["timezone"] for st, e in entries.items()}
     tz = zones[names[0]]  # split dates are read in the first station's zone
     dates = Split.resolve(cfg.window, net.times[-1], tz)
-    nb = neighbours(net, net.times[0], dates.train_end, cfg.network.neighbours, set(names))
+    coords = coordinates(entries, names)  # nearest by distance when the store has coordinates
+    k, start, end = cfg.network.neighbours, net.times[0], dates.train_end
+    nb = nearest(coords, names, k) if coords else neighbours(net, start, end, k, set(names))
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
     files, moments, firsts, scalers = [], None, [], {}
     for i, st in enumerate(names, 1):
@@ -211,6 +222,8 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
         "first_origin": str(min(firsts)),
         "stations": list(names),
         "neighbours": nb,
+        "neighbours_by": "coordinates" if coords else "correlation",
+        "coordinates": coords,
         "scalers": scalers,
         "windows": {p: {f.station: f.counts[p] for f in files} for p in ("train", "val", "test")},
     }

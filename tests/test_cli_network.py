@@ -26,6 +26,7 @@ def test_the_network_model_is_saved_once_with_its_stations(network_store):
     meta = json.loads((net / "versions" / (net / "CURRENT").read_text() / "meta.json").read_text())
     assert meta["data"]["stations"] == ["A", "B", "C"] and meta["kind"] == "network"
     assert meta["data"]["neighbours"]["A"][0] == "B"  # the most correlated on the train split
+    assert meta["data"]["neighbours_by"] == "correlation"  # the store has no coordinates
     assert meta["config"]["network"]["stations"] == 3
     assert not [p for p in (network_store / "models").iterdir() if p.name in "ABC"]
     assert not list(net.glob(".stream-*"))  # the streamed inputs are removed
@@ -72,6 +73,27 @@ def test_own_model_wins_over_the_network_model(network_store, tmp_path):
     methods = json.loads((d / "reports/evaluate/A/metrics.json").read_text())["methods"]
     assert {"model", "net", "gbm"} <= set(methods)  # its own model, the network model beside it
     assert methods["model"]["mae"] != methods["net"]["mae"]
+
+
+def test_with_coordinates_in_the_store_neighbours_are_the_nearest(network_store, tmp_path):
+    """Coordinates put A nearest C, not B (which the train split correlates with A); a station
+    the model never saw (D) gets its nearest covered stations."""
+    from aqi.resolve import bind, load_network
+    from aqi.store import load_manifest, write_manifest
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    manifest = load_manifest(d)
+    for st, lon in {"A": 0.0, "B": 10.0, "C": 1.0, "D": 0.4}.items():  # degrees on the equator
+        manifest["stations"][st] |= {"latitude": 0.0, "longitude": lon}
+    write_manifest(d, manifest)
+    assert invoke(d, "train", "--station", "A,B,C", "-q", *TINY).exit_code == 0
+    info = load_network(d).info["data"]
+    assert info["neighbours_by"] == "coordinates"
+    assert info["neighbours"] == {"A": ["C", "B"], "B": ["C", "A"], "C": ["A", "B"]}
+    assert bind(load_network(d), d, "D").info["neighbours"] == ["A", "C", "B"]
+    r = invoke(d, "forecast", "--station", "D", "--format", "json")
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aqi.config import NetworkConfig, WindowConfig
-from aqi.network import NetworkPm25, extra_columns, neighbours
+from aqi.network import NetworkPm25, coordinates, extra_columns, nearest, neighbours
 from aqi.windows import Moments, build_windows, hourly
 
 HOURS = 24 * 40
@@ -42,6 +42,25 @@ def test_neighbours_are_the_most_correlated_stations():
     assert nb["A"] == ["B"] and nb["B"] == ["A"]
     assert neighbours(net, net.times[0], net.times[-1], 2)["A"] == ["B", "C"]
     assert neighbours(net, net.times[0], net.times[-1], 1, among={"C"})["A"] == ["C"]
+
+
+def test_nearest_is_by_great_circle_distance_across_the_antimeridian():
+    coords = {
+        "Beijing": [39.9, 116.4],
+        "Tianjin": [39.1, 117.2],
+        "Shanghai": [31.2, 121.5],
+        "Fiji": [-17.7, 178.0],
+        "Samoa": [-13.8, -171.8],  # 10 degrees east of Fiji across 180
+        "Tahiti": [-17.5, -149.4],
+    }
+    nb = nearest(coords, list(coords), 2)
+    assert nb["Beijing"] == ["Tianjin", "Shanghai"]
+    assert nb["Fiji"] == ["Samoa", "Tahiti"]
+    assert nearest(coords, ["Beijing"], 1, among={"Fiji", "Shanghai"})["Beijing"] == ["Shanghai"]
+    entries = {s: {"latitude": la, "longitude": lo} for s, (la, lo) in coords.items()}
+    assert coordinates(entries, ["Fiji", "Samoa"]) == {"Fiji": [-17.7, 178.0], "Samoa": [-13.8, -171.8]}
+    entries["Samoa"]["longitude"] = None  # AirNow's hourly files: no coordinates
+    assert coordinates(entries, ["Fiji", "Samoa"]) is None
 
 
 def test_too_short_an_overlap_is_no_neighbour():
