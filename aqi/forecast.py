@@ -24,7 +24,7 @@ from aqi.levels import Standard, get_standard, index_value, level
 from aqi.network import NetworkPm25, no_rows
 from aqi.resolve import bind, forecastable, load, load_network, needed
 from aqi.shards import pick
-from aqi.store import load_manifest, read_station, stations
+from aqi.store import load_manifest, read_station, read_stations, stations
 from aqi.trained import MODEL_FILE, Prediction, trained_stations
 
 
@@ -86,13 +86,8 @@ def network_forecasts(
 def _frames(data_dir: Path, names: list[str], since):
     """({station: its rows from `since`}, {station: AqiError}): a corrupt partition has no rows,
     so it is a missing neighbour to the others and an error of its own."""
-    frames, bad = {}, {}
-    for st in names:
-        try:
-            frames[st] = read_station(data_dir, st, since)
-        except AqiError as e:
-            frames[st], bad[st] = no_rows(), e
-    return frames, bad
+    frames, bad = read_stations(data_dir, names, since)
+    return frames | {st: no_rows() for st in bad}, bad
 
 
 def _history_start(tm, end: pd.Timestamp) -> pd.Timestamp:
@@ -185,8 +180,9 @@ def forecast_stations(
     results, failed = network_forecasts(
         data_dir, [n for n in names if n not in own], at, standard, miss_cost
     )
-    now = store_end(data_dir)  # the manifest read once, not once per station
-    for name in [n for n in names if n in own]:
+    mine = [n for n in names if n in own]
+    now = store_end(data_dir) if mine else None  # the manifest read once, not once per station
+    for name in mine:
         try:
             results.append(forecast_station(data_dir, name, at, standard, miss_cost, now))
         except AqiError as e:

@@ -171,12 +171,25 @@ def extra_columns(
         rest = net.count - mine
         mean = (net.total - np.where(mine, own, 0.0)) / np.where(rest > 0, rest, np.nan)
         out["log_net"] = _ffill(mean, max_gap)
-    daily = pd.Series(own).rolling(24, min_periods=12).mean()  # the 24 h ending at each hour
+    daily = rolling_mean(own, 24, 12)  # the 24 h ending at each hour
     for d in range(1, cfg.days + 1):
-        out[f"log_day{d}"] = daily.shift(24 * d).to_numpy()
+        out[f"log_day{d}"] = np.r_[np.full(min(24 * d, t), np.nan), daily[: max(t - 24 * d, 0)]]
     for col, value in zip(STATION_COLUMNS, (*scale, index), strict=True):
         out[col] = np.full(t, value)
-    return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in out.items()}, index=net.times)
+    cols = np.stack([np.asarray(v, np.float32) for v in out.values()], 1)
+    return pd.DataFrame(cols, index=net.times, columns=list(out))
+
+
+def rolling_mean(v: np.ndarray, window: int, min_periods: int) -> np.ndarray:
+    """Mean of the finite values among the `window` steps ending at each step, NaN where fewer
+    than `min_periods` (pandas' `rolling(window, min_periods).mean()`, on a plain array)."""
+    ok = np.isfinite(v)
+    total = np.r_[0.0, np.cumsum(np.where(ok, v, 0.0), dtype=np.float64)]
+    count = np.r_[0, np.cumsum(ok)]
+    end = np.arange(1, len(v) + 1)
+    start = np.maximum(end - window, 0)
+    n = count[end] - count[start]
+    return np.where(n >= min_periods, (total[end] - total[start]) / np.maximum(n, 1), np.nan)
 
 
 def _ffill(v: np.ndarray, limit: int) -> np.ndarray:

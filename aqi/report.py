@@ -133,7 +133,12 @@ def forecast_text(results: list[dict], fmt: str) -> str:
     """Forecasts as 'csv' or 'json' (the stable schema of forecast.py), for files and pipes."""
     import json
 
-    return forecast_csv(results) if fmt == "csv" else json.dumps(results, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return forecast_csv(results)
+    if len(results) == 1:
+        return json.dumps(results, indent=2, ensure_ascii=False)
+    # one station a line: json's C encoder (indent= falls back to pure Python, ~1 ms a station)
+    return "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in results) + "\n]"
 
 
 def forecast_csv(results: list[dict]) -> str:

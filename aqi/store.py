@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from aqi.config import MEASURES, AqiError
@@ -137,15 +139,68 @@ def read_station(data_dir: Path, station: str, since=None, columns=None) -> pd.D
     """One station's rows: `time` (UTC) and the measures (`columns` only, when given), sorted by
     time (from `since`, UTC): its partition with its delta rows applied."""
     path = partition_path(data_dir, station)
-    delta = read_deltas(data_dir).rows(station)
-    if not path.exists() and delta is None:
+    if not path.exists() and read_deltas(data_dir).rows(station) is None:
         known = ", ".join(stations(data_dir)) or "none; run `aqi ingest` first"
         raise AqiError(f"unknown station {station!r} in {store_dir(data_dir)} (known: {known})")
-    base = read_partition(path, since) if path.exists() else None
+    df = _with_deltas(data_dir, station, read_partition(path, since) if path.exists() else None, since)
+    return df if columns is None else df[list(columns)]
+
+
+def _with_deltas(data_dir: Path, station: str, base: pd.DataFrame | None, since) -> pd.DataFrame:
+    """`base` (the partition's rows from `since`; None: no partition) with the delta rows applied."""
+    delta = read_deltas(data_dir).rows(station)
     if delta is not None and since is not None:
         delta = delta[delta["time"] >= since]
-    df = apply(base, delta)
-    return df if columns is None else df[list(columns)]
+    return apply(base, delta)
+
+
+def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, dict]:
+    """({station: its rows, as `read_station`}, {station: AqiError}) for many stations, their
+    partitions read in one multi-threaded pass (a forecast of 1,000 stations: 1,000 files). A
+    corrupt partition fails only its own station."""
+    paths = {st: partition_path(data_dir, st) for st in names}
+    files = [str(p) for p in paths.values() if p.exists()]
+    try:
+        table = ds.Scanner.from_dataset(
+            ds.dataset(files, schema=SCHEMA, format="parquet"),
+            columns=[*SCHEMA.names, "__filename"],  # the file each row came from
+            filter=(ds.field("time") >= since.to_pydatetime()) if since is not None else None,
+        ).to_table()
+    except (OSError, pa.ArrowException):  # a corrupt partition: each station on its own
+        return _one_by_one(data_dir, names, since)
+    rows = _split(table)
+    frames, bad = {}, {}
+    for st, p in paths.items():
+        if not p.exists() and read_deltas(data_dir).rows(st) is None:
+            bad[st] = AqiError(f"unknown station {st!r} in {store_dir(data_dir)}")
+            continue
+        base = rows[str(p)] if str(p) in rows else _EMPTY.copy() if p.exists() else None
+        frames[st] = _with_deltas(data_dir, st, base, since)
+    return frames, bad
+
+
+_EMPTY = SCHEMA.empty_table().to_pandas()  # a partition with no rows in the hours read
+
+
+def _split(table: pa.Table) -> dict[str, pd.DataFrame]:
+    """{file: its rows} of a scan with `__filename`, sliced in arrow (a pandas split of 1,000
+    stations costs ~2 ms each)."""
+    table = table.sort_by([("__filename", "ascending"), ("time", "ascending")])
+    names = table.column("__filename").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else []
+    ends = np.r_[starts[1:], len(names)] if len(names) else []
+    body = table.drop_columns(["__filename"])
+    return {names[a]: body.slice(a, b - a).to_pandas() for a, b in zip(starts, ends, strict=True)}
+
+
+def _one_by_one(data_dir: Path, names: list[str], since) -> tuple[dict, dict]:
+    frames, bad = {}, {}
+    for st in names:
+        try:
+            frames[st] = read_station(data_dir, st, since)
+        except AqiError as e:
+            bad[st] = e
+    return frames, bad
 
 
 def fingerprint(data_dir: Path, station: str) -> str:

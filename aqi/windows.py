@@ -86,10 +86,17 @@ def ffill(a: np.ndarray, limit: int) -> np.ndarray:
 
 
 def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int, inputs=()) -> pd.DataFrame:
-    """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only. Built
-    as columns of one dict: a forecast of 1,000 stations builds 1,000 of these frames."""
+    """Unscaled hourly features (float32), gaps ≤ max_gap hours filled from the past only."""
+    f = feature_columns(grid[list(MEASURES)].to_numpy(np.float64), grid.index, tz, max_gap, inputs)
+    return pd.DataFrame(f, index=grid.index)
+
+
+def feature_columns(values: np.ndarray, times: pd.DatetimeIndex, tz: str, max_gap: int, inputs=()):
+    """`feature_frame`'s columns, {name: (T,) float32}, from `values` (T, MEASURES) on the complete
+    UTC grid `times`; numpy only: a forecast of 1,000 stations builds 1,000 of these."""
+    raw = dict(zip(MEASURES, values.T, strict=True))
     cols = [*MEASURED, "wd_deg"]
-    filled = dict(zip(cols, ffill(grid[cols].to_numpy(np.float64), max_gap).T, strict=True))
+    filled = dict(zip(cols, ffill(np.stack([raw[c] for c in cols], 1), max_gap).T, strict=True))
     f = {}
     for c in PLAIN_COLS:
         v = filled[c]
@@ -98,7 +105,7 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int, inputs=()) -> pd.Da
     rad = np.deg2rad(filled["wd_deg"])
     f["wd_sin"] = np.nan_to_num(np.sin(rad))  # calm (missing) → (0, 0)
     f["wd_cos"] = np.nan_to_num(np.cos(rad))
-    local = grid.index.tz_convert(tz)
+    local = times.tz_convert(tz)
     for name, v, period in [
         ("hour", local.hour, 24),
         ("dow", local.dayofweek, 7),
@@ -107,11 +114,10 @@ def feature_frame(grid: pd.DataFrame, tz: str, max_gap: int, inputs=()) -> pd.Da
         f[f"{name}_sin"] = np.sin(2 * np.pi * np.asarray(v) / period)
         f[f"{name}_cos"] = np.cos(2 * np.pi * np.asarray(v) / period)
     for c in INDICATED:
-        f[f"miss_{c}"] = grid[c].isna().to_numpy()  # the raw hour was missing (filled or not)
+        f[f"miss_{c}"] = np.isnan(raw[c])  # the raw hour was missing (filled or not)
     absent = set(MEASURES) - set(inputs) - {"pm25"} if inputs else set()
     dropped = absent | ({"wd_sin", "wd_cos"} if "wd_deg" in absent else set())
-    f = {k: v for k, v in f.items() if k not in dropped}
-    return pd.DataFrame({k: np.asarray(v, np.float32) for k, v in f.items()}, index=grid.index)
+    return {k: np.asarray(v, np.float32) for k, v in f.items() if k not in dropped}
 
 
 @dataclass
@@ -235,8 +241,8 @@ def window_at(
         _check_origin(t[0], t[-1], origin, at, tz, cfg)
     stale = pd.Timedelta(hours=cfg.stale_limit)
     hours = pd.date_range(origin - (cfg.lookback - 1) * HOUR - stale, origin, freq="h", name="time")
-    span = df.set_index(t.rename("time"))[list(MEASURES)].reindex(hours)  # one station's window
-    seen = span.index[span["pm25"].notna()]
+    span = _on_grid(df, t, hours)  # (len(hours), MEASURES): one station's window, NaN = no row
+    seen = hours[~np.isnan(span[:, PM25])]
     if not len(seen) or origin - seen[-1] > stale:
         last = f"last at {seen[-1]:%Y-%m-%d %H:%M} UTC" if len(seen) else "none in the window"
         raise AqiError(
@@ -247,16 +253,29 @@ def window_at(
         raise AqiError(
             f"history too short: {cfg.lookback} hours before {origin} needed, data starts {t[0]}"
         )
-    feats = feature_frame(span, tz, cfg.stale_limit, cfg.inputs).iloc[-cfg.lookback :]
-    arr = feats.to_numpy()
+    f = feature_columns(span, hours, tz, cfg.stale_limit, cfg.inputs)
+    arr = np.stack(list(f.values()), 1)[-cfg.lookback :]
     if extra is not None:  # the network's columns after the station's own, as `hourly` joins them
-        arr = np.hstack([arr, extra.reindex(feats.index).to_numpy(np.float32)])
+        at_rows = extra.index.get_indexer(hours[-cfg.lookback :])
+        cols = extra.to_numpy(np.float32)
+        arr = np.hstack([arr, np.where(at_rows[:, None] >= 0, cols[at_rows], np.nan)])
     x = np.nan_to_num(scaler.apply(arr))[None]
     info = {
         "last_observation_age_h": int((origin - seen[-1]) / HOUR),
-        "missing_input_share": round(float(span["pm25"].iloc[-cfg.lookback :].isna().mean()), 3),
+        "missing_input_share": round(float(np.isnan(span[-cfg.lookback :, PM25]).mean()), 3),
     }
-    return x, origin, float(feats["pm25"].iloc[-1]), info
+    return x, origin, float(f["pm25"][-1]), info
+
+
+PM25 = MEASURES.index("pm25")  # column of PM2.5 in the store's measures
+
+
+def _on_grid(df: pd.DataFrame, t: pd.DatetimeIndex, hours: pd.DatetimeIndex) -> np.ndarray:
+    """The rows of `df` (times `t`) placed on the complete hourly grid `hours`, NaN elsewhere."""
+    at = hours.get_indexer(t)
+    out = np.full((len(hours), len(MEASURES)), np.nan)
+    out[at[at >= 0]] = df[list(MEASURES)].to_numpy(np.float64)[at >= 0]
+    return out
 
 
 HOUR = pd.Timedelta(hours=1)

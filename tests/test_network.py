@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aqi.config import NetworkConfig, WindowConfig
-from aqi.network import NetworkPm25, coordinates, extra_columns, nearest, neighbours
+from aqi.network import (
+    NetworkPm25,
+    coordinates,
+    extra_columns,
+    nearest,
+    neighbours,
+    rolling_mean,
+)
 from aqi.windows import Moments, build_windows, hourly
 
 HOURS = 24 * 40
@@ -61,6 +68,19 @@ def test_nearest_is_by_great_circle_distance_across_the_antimeridian():
     assert coordinates(entries, ["Fiji", "Samoa"]) == {"Fiji": [-17.7, 178.0], "Samoa": [-13.8, -171.8]}
     entries["Samoa"]["longitude"] = None  # AirNow's hourly files: no coordinates
     assert coordinates(entries, ["Fiji", "Samoa"]) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(0, 8), st.just(float("nan"))), max_size=80),
+    st.integers(1, 30),
+    st.integers(1, 30),
+)
+def test_rolling_mean_is_pandas_rolling_mean(values, window, min_periods):
+    v = np.asarray(values, np.float32)
+    want = pd.Series(v).rolling(window, min_periods=min(min_periods, window)).mean().to_numpy()
+    got = rolling_mean(v, window, min(min_periods, window))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
 
 
 def test_too_short_an_overlap_is_no_neighbour():
