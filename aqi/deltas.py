@@ -34,6 +34,9 @@ SCHEMA = pa.schema(
 )
 
 
+EMPTY = SCHEMA.remove(0).empty_table().to_pandas()  # a station's rows (time, MEASURES): none
+
+
 def delta_dir(data_dir: Path) -> Path:
     return store_dir(data_dir) / DELTA_DIR
 
@@ -85,12 +88,23 @@ class Deltas:
 
 def read_deltas(data_dir: Path) -> Deltas:
     """The delta layer, read once while its files are unchanged (a run over 1,000 stations
-    reads it once, not 1,000 times)."""
-    files = delta_files(data_dir)
-    key = (str(Path(data_dir).resolve()), tuple((f.name, f.stat().st_mtime_ns) for f in files))
-    if _CACHE.get("key") != key:
-        _CACHE.update(key=key, deltas=_read(files))
-    return _CACHE["deltas"]
+    reads it once, not 1,000 times). A file a concurrent compaction removes is listed again: it
+    was folded into the partitions before it went."""
+    for _ in range(5):
+        files = delta_files(data_dir)
+        try:
+            key = (str(Path(data_dir).resolve()), tuple(_mark(f) for f in files))
+            if _CACHE.get("key") != key:
+                _CACHE.update(key=key, deltas=_read(files))
+            return _CACHE["deltas"]
+        except FileNotFoundError:
+            continue
+    raise AqiError(f"{delta_dir(data_dir)}: changing while read (a compaction?); rerun")
+
+
+def _mark(f: Path) -> tuple:
+    x = f.stat()
+    return (f.name, x.st_mtime_ns, x.st_ctime_ns, x.st_size, x.st_ino)
 
 
 _CACHE: dict = {}
@@ -101,6 +115,8 @@ def _read(files: list[Path]) -> Deltas:
     for f in files:
         try:
             tables.append(pq.read_table(f, schema=SCHEMA))
+        except FileNotFoundError:
+            raise
         except (OSError, pa.ArrowException) as e:
             raise AqiError(
                 f"{f}: corrupt delta file ({str(e).splitlines()[0][:80]}); remove it and re-ingest "
@@ -114,7 +130,7 @@ def apply(base: pd.DataFrame | None, delta: pd.DataFrame | None) -> pd.DataFrame
     """`base` (time, MEASURES; sorted) with `delta`'s rows applied in order: per hour and measure
     the last present value wins; a missing value never erases one."""
     if delta is None or not len(delta):
-        return base
+        return base if base is not None else EMPTY.copy()
     parts = [delta] if base is None else [base, delta]
     df = pd.concat(parts, ignore_index=True)
     if not df["time"].duplicated().any():

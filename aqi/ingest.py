@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from aqi.config import AqiError, IngestConfig
-from aqi.datadir import check_station, manifest_path
+from aqi.datadir import check_station, manifest_path, partition_path
 from aqi.deltas import delta_files, read_deltas, write_delta
 from aqi.mapping import load_mapping
 from aqi.readers import UnknownLayout, drop_duplicates, read_source
@@ -80,13 +80,11 @@ def ingest(
         if plan is not None:
             reports = _append(data_dir, plan, spans, manifest, meta)
         else:
+            plans = [(st, _plan(data_dir, st, g, replace, cfg)) for st, g in new.groupby("station")]
             folded, said = compact(data_dir, manifest)  # partitions are rewritten only without deltas
             on_disk = manifest_path(data_dir).read_bytes() if folded else on_disk
             notes += said
-            reports = [
-                _upsert(data_dir, st, g, spans[st], manifest, meta[st], replace, cfg)
-                for st, g in new.groupby("station")
-            ]
+            reports = [_upsert(data_dir, st, p, spans[st], manifest, meta[st]) for st, p in plans]
         text = json.dumps(manifest, indent=2).encode()
         if text != on_disk:
             write_manifest(data_dir, manifest)
@@ -97,7 +95,11 @@ def _hourly(new, data_dir: Path, manifest: dict, cfg: IngestConfig, replace: boo
     """The ingest as one delta file (an hourly feed's few new hours), or None (rewrite partitions)."""
     if replace or len(delta_files(data_dir)) >= cfg.max_deltas:
         return None
-    return hourly_plan(new, manifest["stations"], read_deltas(data_dir), cfg)
+    entries = manifest["stations"]
+    unknown = [st for st in new["station"].unique() if "last_time" not in entries.get(st, {})]
+    if any(partition_path(data_dir, st).exists() for st in unknown):  # a partition without its span
+        return None
+    return hourly_plan(new, entries, read_deltas(data_dir), cfg)
 
 
 def _append(data_dir: Path, plan: HourlyPlan, spans: dict, manifest: dict, meta: dict):
@@ -150,10 +152,16 @@ def _existing(data_dir: Path, station: str) -> pd.DataFrame | None:
         return CORRUPT
 
 
-def _upsert(data_dir, station, new, spans, manifest, info, replace, cfg) -> IngestReport:
-    """Merge `new` into the station's partition (see `merge`) and rewrite it if it changed."""
+def _plan(data_dir, station, new, replace, cfg) -> tuple:
+    """(stored rows, merged rows, added, corrected, filled): `merge` of `new` into the station,
+    made for every station before anything is written, so one refused file writes nothing."""
     old = _existing(data_dir, station)
-    merged, added, corrected, filled = merge(old, new, replace, cfg, station)
+    return old, *merge(old, new, replace, cfg, station)
+
+
+def _upsert(data_dir, station, plan, spans, manifest, info) -> IngestReport:
+    """Rewrite the station's partition with the merged rows of `plan` if they changed it."""
+    old, merged, added, corrected, filled = plan
     repaired = old is CORRUPT
     written = old is None or repaired or differs(old, merged)
     span = (merged["time"].min(), merged["time"].max(), len(merged))

@@ -12,14 +12,15 @@ input ever reaches past the origin:
 - `pm25_mean`, `pm25_std`: its PM2.5 scale (µg/m³, its own train split), with which the model
   un-scales its inputs and scales its correction: one network serves stations of any level;
 - `station_index`: its row in the model's embedding (0 = a station the model never saw).
-Neighbours are the stations most correlated with it on the train split (log PM2.5, hourly): the store
-holds no coordinates yet, so nearness by distance is not available.
+Neighbours are the nearest stations by great-circle distance when the store has every station's
+coordinates (OpenAQ, AQS), else the most correlated with it on the train split (log PM2.5, hourly).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def coordinates(entries: dict[str, dict], names: list[str]) -> dict[str, list[fl
     out = {
         st: [entries.get(st, {}).get("latitude"), entries.get(st, {}).get("longitude")] for st in names
     }
-    return out if all(None not in ll for ll in out.values()) else None
+    ok = all(isinstance(v, int | float) and math.isfinite(v) for ll in out.values() for v in ll)
+    return out if ok else None
 
 
 def nearest(

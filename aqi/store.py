@@ -48,14 +48,22 @@ def load_manifest(data_dir: Path) -> dict:
         for d in store_dir(data_dir).glob("station=*")
         if (d / "data.parquet").is_file() and STATION_RE.fullmatch(d.name.removeprefix("station="))
     }
-    for st, f in parts.items():
-        if st not in entries or f.stat().st_mtime_ns > stamp:
+    for st, f in parts.items():  # >=: a kill within the manifest write's clock tick
+        if st not in entries or f.stat().st_mtime_ns >= stamp:
             entries[st] = partition_entry(f) or entries.get(st) or _bare_entry(st)
     for f in delta_files(data_dir):
-        if f.stat().st_mtime_ns > stamp:
+        if _mtime(f) >= stamp:
             entries |= delta_entries(f)
     known = set(parts) | read_deltas(data_dir).stations
     return {"version": 1, "stations": {st: entries.get(st) or _bare_entry(st) for st in sorted(known)}}
+
+
+def _mtime(path: Path) -> int:
+    """mtime (ns) of a file a compaction may remove meanwhile (then -1: nothing to roll forward)."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return -1
 
 
 def _read_manifest(p: Path) -> dict | None:
@@ -137,18 +145,19 @@ def stations(data_dir: Path) -> list[str]:
 
 def read_station(data_dir: Path, station: str, since=None, columns=None) -> pd.DataFrame:
     """One station's rows: `time` (UTC) and the measures (`columns` only, when given), sorted by
-    time (from `since`, UTC): its partition with its delta rows applied."""
-    path = partition_path(data_dir, station)
-    if not path.exists() and read_deltas(data_dir).rows(station) is None:
+    time (from `since`, UTC): its partition with its delta rows applied. The deltas are read
+    first: a compaction between the two reads leaves a partition they were folded into, over
+    which applying them again changes nothing."""
+    path, delta = partition_path(data_dir, station), read_deltas(data_dir).rows(station)
+    if not path.exists() and delta is None:
         known = ", ".join(stations(data_dir)) or "none; run `aqi ingest` first"
         raise AqiError(f"unknown station {station!r} in {store_dir(data_dir)} (known: {known})")
-    df = _with_deltas(data_dir, station, read_partition(path, since) if path.exists() else None, since)
+    df = _with_deltas(read_partition(path, since) if path.exists() else None, delta, since)
     return df if columns is None else df[list(columns)]
 
 
-def _with_deltas(data_dir: Path, station: str, base: pd.DataFrame | None, since) -> pd.DataFrame:
-    """`base` (the partition's rows from `since`; None: no partition) with the delta rows applied."""
-    delta = read_deltas(data_dir).rows(station)
+def _with_deltas(base: pd.DataFrame | None, delta: pd.DataFrame | None, since) -> pd.DataFrame:
+    """`base` (the partition's rows from `since`; None: no partition) with `delta` applied."""
     if delta is not None and since is not None:
         delta = delta[delta["time"] >= since]
     return apply(base, delta)
@@ -159,6 +168,7 @@ def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, d
     partitions read in one multi-threaded pass (a forecast of 1,000 stations: 1,000 files). A
     corrupt partition fails only its own station."""
     paths = {st: partition_path(data_dir, st) for st in names}
+    deltas = read_deltas(data_dir)  # before the partitions (see `read_station`)
     files = [str(p) for p in paths.values() if p.exists()]
     try:
         table = ds.Scanner.from_dataset(
@@ -171,11 +181,11 @@ def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, d
     rows = _split(table)
     frames, bad = {}, {}
     for st, p in paths.items():
-        if not p.exists() and read_deltas(data_dir).rows(st) is None:
+        if not p.exists() and deltas.rows(st) is None:
             bad[st] = AqiError(f"unknown station {st!r} in {store_dir(data_dir)}")
             continue
         base = rows[str(p)] if str(p) in rows else _EMPTY.copy() if p.exists() else None
-        frames[st] = _with_deltas(data_dir, st, base, since)
+        frames[st] = _with_deltas(base, deltas.rows(st), since)
     return frames, bad
 
 
@@ -208,15 +218,23 @@ def fingerprint(data_dir: Path, station: str) -> str:
     h = hashlib.sha256()
     path = partition_path(data_dir, station)
     h.update(path.read_bytes() if path.exists() else b"")
-    for f in delta_files(data_dir):
-        h.update(f.name.encode() + str(f.stat().st_size).encode() + str(f.stat().st_mtime_ns).encode())
+    h.update(repr([_mark(f) for f in delta_files(data_dir)]).encode())
     return h.hexdigest()
 
 
 def stamp(data_dir: Path, names: list[str]) -> tuple:
-    """Cheap change marks (mtime, size) of what the stations' rows are read from, for caches."""
-    paths = [partition_path(data_dir, st) for st in names] + delta_files(data_dir)
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in paths)
+    """Cheap change marks of what the stations' rows are read from, for caches."""
+    return tuple(
+        _mark(p) for p in [partition_path(data_dir, st) for st in names] + delta_files(data_dir)
+    )
+
+
+def _mark(p: Path):
+    try:
+        x = p.stat()
+    except FileNotFoundError:  # absent, or a delta a compaction just removed
+        return None
+    return (p.name, x.st_mtime_ns, x.st_ctime_ns, x.st_size, x.st_ino)
 
 
 def compact(data_dir: Path, manifest: dict) -> tuple[int, list[str]]:

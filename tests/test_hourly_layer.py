@@ -15,7 +15,7 @@ from aqi.config import IngestConfig
 from aqi.datadir import partition_path
 from aqi.deltas import delta_files
 from aqi.ingest import compact_store, ingest
-from aqi.store import load_manifest, read_station, stations
+from aqi.store import load_manifest, read_station, read_stations, stations
 
 runner = CliRunner()
 SLOW = IngestConfig(max_deltas=0)  # never append: every ingest rewrites the partitions
@@ -160,3 +160,65 @@ def test_any_sequence_of_hourly_drops_reads_as_the_rewritten_store(tmp_path_fact
         ):
             ingest(files, d, cfg=cfg)
     same_rows(fast, slow)
+
+
+def test_a_station_only_in_deltas_read_past_its_rows_is_empty_not_none(tmp_path):
+    frames = {"Alpha": uci_frame("Alpha", hours=26)}
+    fast, _ = stores(tmp_path, frames)
+    ingest(hour_files(tmp_path, {"Gamma": uci_frame("Gamma", hours=1)}, 0), fast)
+    later = pd.Timestamp("2030-01-01", tz="UTC")
+    df = read_station(fast, "Gamma", since=later, columns=["time", "pm25"])
+    assert df.empty and list(df.columns) == ["time", "pm25"]
+    frames_, bad = read_stations(fast, ["Alpha", "Gamma"], later)
+    assert not bad and frames_["Gamma"].empty and frames_["Alpha"].empty
+
+
+def test_a_refused_file_writes_nothing_even_after_other_stations_merged(tmp_path):
+    frames = {s: uci_frame(s, hours=48, seed=i) for i, s in enumerate(STATIONS[:2])}
+    fast, _ = stores(tmp_path, frames)
+    ingest(hour_files(tmp_path, frames, 24), fast)  # a delta file: a rewrite must fold it first
+    wrong = uci_frame("Beta", hours=25, seed=9)  # another station's values under Beta's name
+    files = [
+        write_csv(frames["Alpha"].iloc[25:], tmp_path / "bad" / "Alpha.csv"),
+        write_csv(wrong, tmp_path / "bad" / "Beta.csv"),
+    ]
+    before = tree_digest(fast)
+    r = runner.invoke(app, ["--data-dir", str(fast), "ingest", *map(str, files)])
+    assert r.exit_code == 2 and "would change" in r.output and "Beta" in r.output
+    assert tree_digest(fast) == before  # Alpha, merged first, was not written; nothing folded
+
+
+def test_a_compaction_between_a_readers_two_reads_changes_nothing(tmp_path, monkeypatch):
+    import aqi.deltas
+
+    frames = {"Alpha": uci_frame("Alpha", hours=27)}
+    fast, slow = stores(tmp_path, frames)
+    for h in (24, 25, 26):
+        ingest(hour_files(tmp_path, frames, h), fast)
+        ingest(hour_files(tmp_path, frames, h), slow, cfg=SLOW)
+    real, done = aqi.deltas.pq.read_table, []
+
+    def compacting_first(path, *a, **k):  # another process compacts as this one reads a delta
+        if not done and "_delta" in str(path):
+            done.append(1)
+            monkeypatch.setattr(aqi.deltas.pq, "read_table", real)
+            compact_store(fast)
+            monkeypatch.setattr(aqi.deltas.pq, "read_table", compacting_first)
+        return real(path, *a, **k)
+
+    aqi.deltas._CACHE.clear()
+    monkeypatch.setattr(aqi.deltas.pq, "read_table", compacting_first)
+    pd.testing.assert_frame_equal(read_station(fast, "Alpha"), read_station(slow, "Alpha"))
+    assert done and not delta_files(fast)
+
+
+def test_a_partition_the_manifest_has_no_span_for_is_rewritten_not_appended(tmp_path):
+    from aqi.datadir import manifest_path
+    from aqi.store import write_partition
+
+    frames = {"Alpha": uci_frame("Alpha", hours=26)}
+    fast, _ = stores(tmp_path, frames)
+    write_partition(fast, "Alpha", read_station(fast, "Alpha"))  # no entry in its metadata
+    manifest_path(fast).unlink()  # and no manifest: nothing knows Alpha's last hour
+    [r] = ingest(hour_files(tmp_path, frames, 24) + hour_files(tmp_path, frames, 25), fast)
+    assert not delta_files(fast) and (r.added, r.rows) == (2, 26)

@@ -68,6 +68,8 @@ def test_nearest_is_by_great_circle_distance_across_the_antimeridian():
     assert coordinates(entries, ["Fiji", "Samoa"]) == {"Fiji": [-17.7, 178.0], "Samoa": [-13.8, -171.8]}
     entries["Samoa"]["longitude"] = None  # AirNow's hourly files: no coordinates
     assert coordinates(entries, ["Fiji", "Samoa"]) is None
+    entries["Samoa"]["longitude"] = float("nan")  # a blank OpenAQ field
+    assert coordinates(entries, ["Fiji", "Samoa"]) is None
 
 
 @settings(max_examples=50, deadline=None)
