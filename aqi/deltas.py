@@ -135,8 +135,9 @@ def apply(base: pd.DataFrame | None, delta: pd.DataFrame | None) -> pd.DataFrame
     df = pd.concat(parts, ignore_index=True)
     if not df["time"].duplicated().any():
         return df.sort_values("time", kind="stable").reset_index(drop=True)
-    out = df.groupby("time", sort=True)[list(MEASURES)].last()  # last() skips NaN
-    return out.reset_index().astype({c: np.float32 for c in MEASURES})
+    cols = [c for c in df.columns if c != "time"]  # MEASURES, or those a reader asked for
+    out = df.groupby("time", sort=True)[cols].last()  # last() skips NaN
+    return out.reset_index().astype(dict.fromkeys(cols, np.float32))
 
 
 def remove_deltas(data_dir: Path, files: list[Path]) -> None:

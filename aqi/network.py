@@ -75,7 +75,7 @@ class NetworkPm25:
         seen = [f["time"] for f in frames.values() if len(f)]  # a station in an outage: no rows
         if not seen:
             raise AqiError(f"stations {', '.join(list(frames)[:5])}: no rows in the hours read")
-        first, last = min(t.min() for t in seen), max(t.max() for t in seen)
+        first, last = min(t.iloc[0] for t in seen), max(t.iloc[-1] for t in seen)  # sorted
         times = pd.date_range(first, last, freq="h", name="time")
         values = np.full((len(times), len(frames)), np.nan, np.float32)
         for j, f in enumerate(frames.values()):
