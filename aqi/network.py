@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from aqi.config import AqiError, NetworkConfig
 from aqi.store import has_station, read_station
@@ -67,7 +68,11 @@ class NetworkPm25:
             if not has_station(data_dir, st):
                 raise AqiError(f"station {st!r}: not in {Path(data_dir) / 'store'}; ingest it first")
             frames[st] = readable(data_dir, st, since, ["time", "pm25"])
-        return cls.from_frames(frames)
+        net = cls.from_frames(frames)
+        del frames
+        # arrow's allocator keeps the freed pages of 1,000 reads: a training peaked 205 MiB higher
+        pa.default_memory_pool().release_unused()
+        return net
 
     @classmethod
     def from_frames(cls, frames: dict[str, pd.DataFrame]) -> NetworkPm25:
