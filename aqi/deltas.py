@@ -28,13 +28,11 @@ from aqi.datadir import atomic_write_bytes, store_dir
 
 DELTA_DIR = "_delta"  # leading '_' keeps it out of pyarrow's dataset discovery
 ENTRIES_KEY = b"aqi.manifest_entries"  # delta metadata: {station: manifest entry} after its ingest
-SCHEMA = pa.schema(
-    [("station", pa.string()), ("time", pa.timestamp("us", tz="UTC"))]
-    + [(c, pa.float32()) for c in MEASURES]
-)
+ROWS = pa.schema([("time", pa.timestamp("us", tz="UTC"))] + [(c, pa.float32()) for c in MEASURES])
+SCHEMA = ROWS.insert(0, pa.field("station", pa.string()))  # a delta file: rows of many stations
 
 
-EMPTY = SCHEMA.remove(0).empty_table().to_pandas()  # a station's rows (time, MEASURES): none
+EMPTY = ROWS.empty_table().to_pandas()  # a station's rows (time, MEASURES): none
 
 
 def delta_dir(data_dir: Path) -> Path:
@@ -92,8 +90,10 @@ def read_deltas(data_dir: Path) -> Deltas:
     was folded into the partitions before it went."""
     for _ in range(5):
         files = delta_files(data_dir)
+        key = (str(Path(data_dir).resolve()), tuple(mark(f) for f in files))
+        if None in key[1]:
+            continue
         try:
-            key = (str(Path(data_dir).resolve()), tuple(_mark(f) for f in files))
             if _CACHE.get("key") != key:
                 _CACHE.update(key=key, deltas=_read(files))
             return _CACHE["deltas"]
@@ -102,9 +102,14 @@ def read_deltas(data_dir: Path) -> Deltas:
     raise AqiError(f"{delta_dir(data_dir)}: changing while read (a compaction?); rerun")
 
 
-def _mark(f: Path) -> tuple:
-    x = f.stat()
-    return (f.name, x.st_mtime_ns, x.st_ctime_ns, x.st_size, x.st_ino)
+def mark(path: Path) -> tuple | None:
+    """A file's change mark (name, mtime, ctime, size, inode), None when it is gone (absent, or a
+    delta a compaction just removed): for caches keyed on what rows are read from."""
+    try:
+        x = path.stat()
+    except FileNotFoundError:
+        return None
+    return (path.name, x.st_mtime_ns, x.st_ctime_ns, x.st_size, x.st_ino)
 
 
 _CACHE: dict = {}

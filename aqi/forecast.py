@@ -67,7 +67,7 @@ def network_forecasts(
         try:
             if name in bad:
                 raise bad[name]
-            bound = bind(tm, data_dir, name, net, manifest[name]["timezone"])
+            bound = bind(tm, data_dir, name, net, manifest[name])
             when = _parse_at(at, bound.timezone) if at else None
             x, origin, _, stale = bound.window_at(frames[name], when, latest)
             ready.append((bound, origin, x, stale))

@@ -18,7 +18,7 @@ import pandas as pd
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, model_dir, network_dir
 from aqi.network import UNKNOWN, NetworkPm25, coordinates, extra_columns, nearest, neighbours
-from aqi.store import has_station, load_manifest, stamp, station_timezone
+from aqi.store import has_station, load_manifest, stamp
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
 from aqi.windows import Scaler
 
@@ -56,18 +56,19 @@ def covered(tm: TrainedModel) -> list[str]:
     return list(tm.info["data"]["stations"])
 
 
-def bind(tm: TrainedModel, data_dir: Path, station: str, net=None, timezone: str | None = None):
+def bind(tm: TrainedModel, data_dir: Path, station: str, net=None, entry: dict | None = None):
     """The network model `tm` as the model of `station` (one it covers, or a new one). A caller
-    binding many stations reads `net` once (`read_network`) and passes each one's `timezone`."""
+    binding many stations reads `net` and the manifest once and passes each one's `entry`."""
     known = covered(tm)
     net = net if net is not None else read_network(tm, data_dir, [station])
-    tz = timezone or station_timezone(data_dir, station)
+    entry = entry if entry is not None else load_manifest(data_dir)["stations"].get(station, {})
+    tz = entry.get("timezone", "UTC")
     cfg = tm.config
     if station in known:
         index, near = known.index(station) + 1, tm.info["data"]["neighbours"][station]
         scaler = Scaler.from_dict(tm.info["data"]["scalers"][station])
     else:
-        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, station, data_dir)
+        index, (near, scaler) = UNKNOWN, _cold_start(tm, net, station, entry)
     extra = extra_columns(net, station, near, index, cfg.network, cfg.window.max_gap, scaler.pm25())
     kind = tm.info.get("kind", "network")
     info = tm.info | {"kind": kind, "neighbours": near, "covered": station in known}
@@ -104,7 +105,7 @@ def needed(tm: TrainedModel, data_dir: Path, names: list[str]) -> list[str]:
     return known + sorted(set(names) - set(known))
 
 
-def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, data_dir: Path):
+def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, entry: dict):
     """(neighbours, scaler) of a station the model never saw: its nearest covered stations when
     the model chose by coordinates and the store has the station's, else the most correlated
     over its last COLD_DAYS days before the test split; the network's pooled scaler (its typical
@@ -112,7 +113,7 @@ def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, data_dir: Path
     end = tm.split.val_end.tz_convert("UTC")
     start = end - pd.Timedelta(days=COLD_DAYS)
     among, k, known = set(covered(tm)), tm.config.network.neighbours, tm.info["data"].get("coordinates")
-    own = coordinates(load_manifest(data_dir)["stations"], [station]) if known else None
+    own = coordinates({station: entry}, [station]) if known else None
     if own:
         near = nearest(known | own, [station], k, among)[station]
     else:

@@ -28,10 +28,10 @@ from aqi.datadir import (
     partition_path,
     store_dir,
 )
-from aqi.deltas import apply, delta_entries, delta_files, read_deltas, remove_deltas
+from aqi.deltas import EMPTY, apply, delta_entries, delta_files, mark, read_deltas, remove_deltas
+from aqi.deltas import ROWS as SCHEMA  # a partition: one station's rows, `time` + MEASURES
 
 ENTRY_KEY = b"aqi.manifest_entry"  # partition metadata: its station's manifest entry, to rebuild from
-SCHEMA = pa.schema([("time", pa.timestamp("us", tz="UTC"))] + [(c, pa.float32()) for c in MEASURES])
 
 
 def load_manifest(data_dir: Path) -> dict:
@@ -52,18 +52,10 @@ def load_manifest(data_dir: Path) -> dict:
         if st not in entries or f.stat().st_mtime_ns >= stamp:
             entries[st] = partition_entry(f) or entries.get(st) or _bare_entry(st)
     for f in delta_files(data_dir):
-        if _mtime(f) >= stamp:
+        if (mark(f) or ("", -1))[1] >= stamp:  # a delta a compaction just removed: nothing to add
             entries |= delta_entries(f)
     known = set(parts) | read_deltas(data_dir).stations
     return {"version": 1, "stations": {st: entries.get(st) or _bare_entry(st) for st in sorted(known)}}
-
-
-def _mtime(path: Path) -> int:
-    """mtime (ns) of a file a compaction may remove meanwhile (then -1: nothing to roll forward)."""
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return -1
 
 
 def _read_manifest(p: Path) -> dict | None:
@@ -122,7 +114,7 @@ def write_partition(data_dir: Path, station: str, df: pd.DataFrame, entry: dict 
 
 
 def has_station(data_dir: Path, station: str) -> bool:
-    return partition_path(data_dir, station).exists() or station in read_deltas(data_dir).stations
+    return partition_path(data_dir, station).exists() or station in read_deltas(data_dir).where
 
 
 def read_partition(path: Path, since: pd.Timestamp | None = None, columns=None) -> pd.DataFrame:
@@ -188,12 +180,9 @@ def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, d
         if not p.exists() and deltas.rows(st) is None:
             bad[st] = AqiError(f"unknown station {st!r} in {store_dir(data_dir)}")
             continue
-        base = rows[str(p)] if str(p) in rows else _EMPTY.copy() if p.exists() else None
+        base = rows[str(p)] if str(p) in rows else EMPTY.copy() if p.exists() else None
         frames[st] = _with_deltas(base, deltas.rows(st), since)
     return frames, bad
-
-
-_EMPTY = SCHEMA.empty_table().to_pandas()  # a partition with no rows in the hours read
 
 
 def _split(table: pa.Table) -> dict[str, pd.DataFrame]:
@@ -222,23 +211,14 @@ def fingerprint(data_dir: Path, station: str) -> str:
     h = hashlib.sha256()
     path = partition_path(data_dir, station)
     h.update(path.read_bytes() if path.exists() else b"")
-    h.update(repr([_mark(f) for f in delta_files(data_dir)]).encode())
+    h.update(repr([mark(f) for f in delta_files(data_dir)]).encode())
     return h.hexdigest()
 
 
 def stamp(data_dir: Path, names: list[str]) -> tuple:
     """Cheap change marks of what the stations' rows are read from, for caches."""
-    return tuple(
-        _mark(p) for p in [partition_path(data_dir, st) for st in names] + delta_files(data_dir)
-    )
-
-
-def _mark(p: Path):
-    try:
-        x = p.stat()
-    except FileNotFoundError:  # absent, or a delta a compaction just removed
-        return None
-    return (p.name, x.st_mtime_ns, x.st_ctime_ns, x.st_size, x.st_ino)
+    paths = [partition_path(data_dir, st) for st in names] + delta_files(data_dir)
+    return tuple(mark(p) for p in paths)
 
 
 def compact(data_dir: Path, manifest: dict) -> tuple[int, list[str]]:
