@@ -286,7 +286,7 @@ def forecast(
     from aqi.forecast import forecast_stations
 
     results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
-    from aqi.report import forecast_output
+    from aqi.forecast_view import forecast_output
 
     forecast_output(results, fmt, output, typer.echo)
     for line in failed:

@@ -3,13 +3,10 @@ TensorFlow and computes nothing."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from rich import box
 from rich.table import Table
 
-from aqi.datadir import write_output
 from aqi.summary import methods_of
 from aqi.term import console
 
@@ -104,73 +101,6 @@ def standard_table(std) -> None:
     console.print(t)
 
 
-def forecast_table(result: dict) -> None:
-    """One station's forecast as a rich table, each row coloured by its level."""
-    t = Table(
-        title=f"{result['station']}: PM2.5 forecast issued {result['issued_at']} ({result['standard']})"
-    )
-    has_q = "quantiles" in result["forecasts"][0]
-    has_p = "level_probability" in result["forecasts"][0]
-    cols = ["time (local)", "h", "PM2.5 µg/m³"] + (["p10–p90"] if has_q else []) + ["AQI", "level"]
-    cols += ["P(level)"] if has_p else []
-    first = result["forecasts"][0]
-    unhealthy = next(iter(first["p_level_at_least"])) if has_q else ""
-    cols += [f"P(level ≥ {unhealthy})"] if has_q else []
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("time (local)", "level") else "right")
-    for r in result["forecasts"]:
-        q = list(r.get("quantiles", {}).values())
-        cells = [r["target_time"][:16].replace("T", " "), str(r["horizon"]), f"{r['pm25']:.1f}"]
-        cells += [f"{q[0]:.0f}–{q[-1]:.0f}"] if has_q else []
-        cells += [str(r["aqi"]), f"[on {r['color']}]  [/] {r['level']} {r['level_name']}"]
-        cells += [f"{r['level_probability']:.0%}"] if has_p else []
-        cells += [f"{r['p_level_at_least'][unhealthy]:.0%}"] if has_q else []
-        t.add_row(*cells)
-    console.print(t)
-
-
-def forecast_text(results: list[dict], fmt: str) -> str:
-    """Forecasts as 'csv' or 'json' (the stable schema of forecast.py), for files and pipes."""
-    import json
-
-    if fmt == "csv":
-        return forecast_csv(results)
-    if len(results) == 1:
-        return json.dumps(results, indent=2, ensure_ascii=False)
-    # one station a line: json's C encoder (indent= falls back to pure Python, ~1 ms a station)
-    return "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in results) + "\n]"
-
-
-def forecast_csv(results: list[dict]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    qs = list(results[0]["forecasts"][0].get("quantiles", {}))
-    w.writerow(
-        ["station", "issued_at", "target_time", "horizon", "pm25", "aqi", "level", "level_name", "color"]
-        + [f"q{q}" for q in qs]
-    )
-    for res in results:
-        for r in res["forecasts"]:
-            w.writerow(
-                [
-                    res["station"],
-                    res["issued_at"],
-                    r["target_time"],
-                    r["horizon"],
-                    r["pm25"],
-                    r["aqi"],
-                    r["level"],
-                    r["level_name"],
-                    r["color"],
-                ]
-                + [r["quantiles"][q] for q in qs]
-            )
-    return buf.getvalue()
-
-
 LABEL = {
     "model": "model",
     "published": "published",
@@ -255,20 +185,6 @@ def summary_markdown(summary: dict) -> str:
         "daily = next-day daily-mean level from 23:00 origins.\n"
     )
     return "# Evaluation summary\n\n" + head + "\n".join(rows) + "\n" + note
-
-
-def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) -> None:
-    """`aqi forecast`'s output: tables, or csv/json text on the terminal or in `output`."""
-    if fmt == "table" and output is None:
-        for r in results:
-            forecast_table(r)
-        return
-    text = forecast_text(results, fmt)
-    if output is None:
-        echo(text)
-        return
-    write_output(output, text, "--output")
-    echo(f"wrote {output}")
 
 
 def gaps_table(table: dict) -> None:

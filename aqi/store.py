@@ -186,14 +186,14 @@ def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, d
 
 
 def _split(table: pa.Table) -> dict[str, pd.DataFrame]:
-    """{file: its rows} of a scan with `__filename`, sliced in arrow (a pandas split of 1,000
-    stations costs ~2 ms each)."""
+    """{file: its rows} of a scan with `__filename`: one conversion to pandas, then positional
+    slices (a groupby of 1,000 stations costs ~2 ms each, 1,000 conversions ~0.6 ms each)."""
     table = table.sort_by([("__filename", "ascending"), ("time", "ascending")])
     names = table.column("__filename").to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else []
     ends = np.r_[starts[1:], len(names)] if len(names) else []
-    body = table.drop_columns(["__filename"])
-    return {names[a]: body.slice(a, b - a).to_pandas() for a, b in zip(starts, ends, strict=True)}
+    body = table.drop_columns(["__filename"]).to_pandas()
+    return {names[a]: body.iloc[a:b].reset_index(drop=True) for a, b in zip(starts, ends, strict=True)}
 
 
 def _one_by_one(data_dir: Path, names: list[str], since) -> tuple[dict, dict]:

@@ -274,7 +274,8 @@ def _on_grid(df: pd.DataFrame, t: pd.DatetimeIndex, hours: pd.DatetimeIndex) -> 
     """The rows of `df` (times `t`) placed on the complete hourly grid `hours`, NaN elsewhere."""
     at = hours.get_indexer(t)
     out = np.full((len(hours), len(MEASURES)), np.nan)
-    out[at[at >= 0]] = df[list(MEASURES)].to_numpy(np.float64)[at >= 0]
+    values = np.column_stack([df[c].to_numpy(np.float64) for c in MEASURES])  # no block copy
+    out[at[at >= 0]] = values[at >= 0]
     return out
 
 

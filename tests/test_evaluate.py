@@ -190,3 +190,25 @@ def test_forecast_through_an_outage_or_refused_past_the_staleness_limit(trained,
         return
     [res] = json.loads(r.stdout)
     assert res["last_observation_age_h"] == outage and res["missing_input_share"] == round(5 / 24, 3)
+
+
+def test_many_stations_print_one_overview_table(capsys):
+    """Past OVERVIEW_AFTER stations the table format is one row per station (worst level, when)."""
+    from aqi.forecast_view import OVERVIEW_AFTER, forecast_output
+
+    def result(i):
+        rows = [
+            {"target_time": f"2017-02-2{6 + h // 24}T{h % 24:02d}:00:00+08:00", "horizon": h + 1,
+             "pm25": 10.0 + h, "aqi": 40, "level": int(h == 5) * 3,
+             "level_name": "Unhealthy" if h == 5 else "Good", "color": "red" if h == 5 else "green"}
+            for h in range(24)
+        ]  # fmt: skip
+        return {"station": f"S{i:04d}", "issued_at": "2017-02-26T00:00:00+08:00",
+                "standard": "us-epa-2024", "model": {"kind": "network"}, "forecasts": rows}  # fmt: skip
+
+    forecast_output([result(i) for i in range(OVERVIEW_AFTER + 1)], "table", None, print)
+    out = capsys.readouterr().out
+    assert out.count("S00") == OVERVIEW_AFTER + 1 and "PM2.5 forecast issued" not in out
+    assert "02-26 05:00" in out and "33.0" in out  # the worst hour, the peak point
+    forecast_output([result(0)], "table", None, print)
+    assert "PM2.5 forecast issued" in capsys.readouterr().out  # few stations: hourly tables

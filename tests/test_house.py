@@ -19,6 +19,7 @@ LAYERS = [
     {
         "concentrations",
         "report",
+        "forecast_view",
         "plots",
         "mapping",
         "download",

@@ -1,0 +1,73 @@
+"""Two-fold selection of the network model's settings: each variant trained on two chronological
+folds and scored on each fold's validation half-year, so that one volatile winter does not choose.
+
+Usage: select_network.py STORE_DIR OUT_DIR NAME=JSON...
+  fold "winter": the default split (train <= 2015-08-31, validation 2015-09..2016-02);
+  fold "summer": train <= 2015-02-28, validation 2015-03..2015-08 (Beijing's dates). Each variant
+  is `config.network_defaults()` with the JSON fields set, trained into OUT_DIR/NAME-FOLD/.
+Prints per variant and fold the network's validation MAE (µg/m³) at 1, 3, 6, 12, 24 h and mean,
+and its published level's accuracy, with persistence on the same pairs; then the two folds' mean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from ablate_network import variant
+from compare_network import HORIZONS, published_level
+
+from aqi import metrics
+from aqi.levels import level
+from aqi.resolve import covered, load, load_network
+from aqi.store import read_station
+
+FOLDS = {
+    "winter": {},
+    "summer": {"train_end": "2015-02-28", "val_end": "2015-08-31", "test_end": "2016-02-29"},
+}
+
+
+def score(data_dir: Path, st: str) -> dict:
+    """The network model's and persistence's validation MAE and level accuracy at `st`."""
+    tm = load(data_dir, st)
+    w = tm.windows(read_station(data_dir, st)).part("val")
+    pred, pers = tm.predict(w.x), w.persistence()
+    out = {}
+    for name, point, lv in (
+        ("network", pred.point, published_level(tm, pred)),
+        ("persistence", pers, level(pers, tm.standard)),
+    ):
+        out[name] = {
+            "mae": metrics.per_horizon(w.y, point, tm.standard)["mae"],
+            "level_accuracy": metrics.per_horizon_levels(w.y, lv, tm.standard)["level_accuracy"],
+        }
+    return out
+
+
+def row(label: str, mae: np.ndarray, acc: np.ndarray) -> str:
+    cells = " | ".join(f"{mae[h - 1]:.2f}" for h in HORIZONS)
+    return f"| {label} | {cells} | {mae.mean():.2f} | {acc.mean():.3f} |"
+
+
+def main(argv: list[str]) -> None:
+    store, out = Path(argv[0]), Path(argv[1])
+    for item in argv[2:]:
+        name, _, text = item.partition("=")
+        folds = []
+        for fold, dates in FOLDS.items():
+            d = variant(store, out / f"{name}-{fold}", json.loads(text) | dates)
+            per = [score(d, st) for st in covered(load_network(d))]
+            for m in ("network", "persistence"):
+                mae = np.mean([p[m]["mae"] for p in per], axis=0)
+                acc = np.mean([p[m]["level_accuracy"] for p in per], axis=0)
+                print(row(f"{name}, {fold}, {m}", mae, acc), flush=True)
+                if m == "network":
+                    folds.append((mae, acc))
+        print(row(f"{name}, mean of folds", *np.mean(folds, axis=0)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
