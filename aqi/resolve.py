@@ -3,8 +3,8 @@
 A bound network model is an ordinary `TrainedModel` for that station: its windows carry the
 network's inputs (`network.extra_columns`) and its station's embedding row, so forecast, evaluate and
 the scripts use it exactly as a one-station model. A station the network model never saw gets the
-'unknown' row, neighbours chosen on its last COLD_DAYS days before the test split and the
-network's pooled scaler (cold start).
+'unknown' row, neighbours chosen on its last COLD_DAYS days before the test split (its first
+COLD_DAYS days when it was installed later) and the network's pooled scaler (cold start).
 """
 
 from __future__ import annotations
@@ -108,23 +108,31 @@ def needed(tm: TrainedModel, data_dir: Path, names: list[str]) -> list[str]:
 def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, entry: dict):
     """(neighbours, scaler) of a station the model never saw: its nearest covered stations when
     the model chose by coordinates and the store has the station's, else the most correlated
-    over its last COLD_DAYS days before the test split; the network's pooled scaler (its typical
-    station): 30 days of one season are no estimate of a station's yearly PM2.5 spread."""
-    end = tm.split.val_end.tz_convert("UTC")
-    start = end - pd.Timedelta(days=COLD_DAYS)
+    over `_cold_days`; the network's pooled scaler (its typical station): 30 days of one season
+    are no estimate of a station's yearly PM2.5 spread."""
+    start, end = _cold_days(tm, net, station)
     among, k, known = set(covered(tm)), tm.config.network.neighbours, tm.info["data"].get("coordinates")
     own = coordinates({station: entry}, [station]) if known else None
     if own:
-        near = nearest(known | own, [station], k, among)[station]
-    else:
-        near = neighbours(net, start, end, k, among, COLD_OVERLAP)[station]
-    recent = net.column(station)[(net.times > start) & (net.times <= end)]
-    if np.isfinite(recent).sum() < COLD_OVERLAP:
+        return nearest(known | own, [station], k, among)[station], tm.scaler
+    return neighbours(net, start, end, k, among, COLD_OVERLAP)[station], tm.scaler
+
+
+def _cold_days(tm: TrainedModel, net: NetworkPm25, station: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, end] UTC of the COLD_DAYS days a new station is bound on: those before the model's
+    test split, or for a station installed later its first COLD_DAYS days of PM2.5; AqiError when
+    they hold under COLD_OVERLAP hours."""
+    end, pm = tm.split.val_end.tz_convert("UTC"), net.column(station)
+    seen = net.times[np.isfinite(pm)]
+    if len(seen) and seen[0] > end - pd.Timedelta(days=COLD_DAYS):  # no history before the split
+        end = max(seen[0] + pd.Timedelta(days=COLD_DAYS), end)
+    start = end - pd.Timedelta(days=COLD_DAYS)
+    if np.isfinite(pm[(net.times > start) & (net.times <= end)]).sum() < COLD_OVERLAP:
         raise AqiError(
             f"station {station}: the network model never saw it and it has under {COLD_OVERLAP} "
-            f"hours of PM2.5 in the {COLD_DAYS} days before {end:%Y-%m-%d}; too little to start"
+            f"hours of PM2.5 in the {COLD_DAYS} days to {end:%Y-%m-%d}; too little to start"
         )
-    return near, tm.scaler
+    return start, end
 
 
 def forecastable(data_dir: Path) -> list[str]:

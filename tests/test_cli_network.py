@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from conftest import NETWORK_TINY, tree_digest
+from conftest import NETWORK_TINY, learnable_frame, tree_digest, write_csv
 from typer.testing import CliRunner
 
 from aqi.cli import app
@@ -44,6 +44,24 @@ def test_a_station_the_model_never_saw_gets_a_cold_start_forecast(network_store)
     r = invoke(network_store, "forecast", "--station", "D", "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["model"]["kind"] == "network"
+
+
+def test_a_station_installed_after_the_split_is_bound_on_its_first_days(network_store, tmp_path):
+    """E's data start 2016-04-12, after the model's validation end (04-09): its neighbours are
+    chosen on its first 30 days; with under a week of data it is refused in one line."""
+    from aqi.ingest import ingest
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    e = learnable_frame("E", seed=4)
+    e = e[(e["year"] * 10000 + e["month"] * 100 + e["day"]) >= 20160412]
+    ingest([write_csv(e, tmp_path / "raw" / "E.csv")], d)
+    r = invoke(d, "forecast", "--station", "E", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["model"]["kind"] == "network"
+    ingest([write_csv(e.iloc[-100:].assign(station="F"), tmp_path / "raw" / "F.csv")], d)
+    r = invoke(d, "forecast", "--station", "F")
+    assert r.exit_code == 2 and "too little to start" in r.output and r.output.count("\n") == 1
 
 
 def test_evaluate_scores_the_network_model(network_store):
