@@ -96,6 +96,11 @@ def locked(data_dir: Path) -> Iterator[Path]:
         yield root
 
 
+# hours per parquet row group (a year): a forecast's read of the last days decodes one group, not
+# a station's whole history (1,000 four-year stations: 1.5 vs 2.9 ms a file; a full read +30 %)
+ROW_GROUP = 24 * 366
+
+
 def write_partition(data_dir: Path, station: str, df: pd.DataFrame, entry: dict | None = None) -> None:
     """Replace one station's partition with `df` (`time` + MEASURES) and its manifest `entry`
     (kept in the file's metadata), re-read before it goes live."""
@@ -106,7 +111,7 @@ def write_partition(data_dir: Path, station: str, df: pd.DataFrame, entry: dict 
             table.schema.metadata | {ENTRY_KEY: json.dumps(entry).encode()}
         )
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
     data = sink.getvalue().to_pybytes()
     if pq.read_table(pa.BufferReader(data)).num_rows != len(df):
         raise AqiError(f"{path}: written partition failed to read back")
