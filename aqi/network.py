@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from aqi.config import AqiError, NetworkConfig
 from aqi.store import has_station, read_station
-from aqi.windows import Hourly, Scaler
+from aqi.windows import Hourly, Scaler, ffill
 
 # the last input columns of a network model: the station's PM2.5 scale and its embedding row
 STATION_COLUMNS = ("pm25_mean", "pm25_std", "station_index")
@@ -200,8 +200,8 @@ def rolling_mean(v: np.ndarray, window: int, min_periods: int) -> np.ndarray:
 
 
 def _ffill(v: np.ndarray, limit: int) -> np.ndarray:
-    """Forward-fill NaN gaps of at most `limit` steps (pandas' rule, on a plain array)."""
-    return pd.Series(v).ffill(limit=limit).to_numpy()
+    """Forward-fill NaN gaps of at most `limit` steps (pandas' rule, `windows.ffill`), (T,)."""
+    return ffill(np.asarray(v)[:, None], limit)[:, 0]
 
 
 def with_scale(h: Hourly, scaler: Scaler) -> Hourly:
