@@ -39,16 +39,19 @@ def load(data_dir: Path, station: str) -> TrainedModel:
     )
 
 
-def load_network(data_dir: Path) -> TrainedModel:
-    """The network model, loaded once per process while its CURRENT pointer is unchanged."""
-    pointer = network_dir(data_dir) / "CURRENT"
-    key = (str(pointer.resolve()), pointer.stat().st_mtime_ns if pointer.exists() else 0)
-    if _NET.get("key") != key:
-        _NET.update(key=key, model=load_from(network_dir(data_dir), NETWORK))
-    return _NET["model"]
+def load_network(data_dir: Path, folder: Path | None = None) -> TrainedModel:
+    """The network model of `data_dir` (or the one in `folder`, a models/_network), loaded once
+    per process while its CURRENT pointer is unchanged."""
+    folder = Path(folder) if folder is not None else network_dir(data_dir)
+    pointer = folder / "CURRENT"
+    key = pointer.stat().st_mtime_ns if pointer.exists() else 0
+    where = str(pointer.resolve())
+    if _NET.get(where, (None,))[0] != key:
+        _NET[where] = (key, load_from(folder, NETWORK))
+    return _NET[where][1]
 
 
-_NET: dict = {}  # the last network model loaded (`load_network`)
+_NET: dict = {}  # per CURRENT pointer: (its mtime, the network model) (`load_network`)
 
 
 def covered(tm: TrainedModel) -> list[str]:

@@ -64,6 +64,21 @@ def test_a_station_installed_after_the_split_is_bound_on_its_first_days(network_
     assert r.exit_code == 2 and "too little to start" in r.output and r.output.count("\n") == 1
 
 
+def test_network_models_are_loaded_once_per_folder(network_store, tmp_path, monkeypatch):
+    """`evaluate --station all --model net=DIR` binds DIR's network model to every station: each
+    folder's model is loaded once, not once per station, and two folders do not evict each other."""
+    import aqi.resolve as resolve
+
+    other = tmp_path / "other" / "_network"
+    shutil.copytree(network_store / "models" / "_network", other)
+    loads, real = [], resolve.load_from
+    monkeypatch.setattr(resolve, "load_from", lambda d, st: loads.append(d) or real(d, st))
+    monkeypatch.setattr(resolve, "_NET", {})
+    for _ in ("A", "B", "C"):
+        assert resolve.load_network(network_store).path != resolve.load_network(None, other).path
+    assert len(loads) == 2
+
+
 def test_evaluate_scores_the_network_model(network_store):
     r = invoke(network_store, "evaluate", "--station", "C", "--format", "json")
     assert r.exit_code == 0, r.output
