@@ -42,7 +42,8 @@ OVERVIEW_AFTER = 20  # stations: more hourly tables than a terminal shows useful
 def forecast_overview(results: list[dict]) -> None:
     """Many stations' forecasts as one table (1,000 hourly tables take rich ~45 s): per station the
     next hour's level and the worst level of the next H hours, when, and the peak PM2.5."""
-    t = Table(title=f"PM2.5 forecasts of {len(results)} stations ({results[0]['standard']})")
+    standards = ", ".join(sorted({r["standard"] for r in results}))  # models may differ
+    t = Table(title=f"PM2.5 forecasts of {len(results)} stations ({standards})")
     for c in (
         "station",
         "issued (local)",

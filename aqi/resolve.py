@@ -47,11 +47,14 @@ def load_network(data_dir: Path, folder: Path | None = None) -> TrainedModel:
     key = pointer.stat().st_mtime_ns if pointer.exists() else 0
     where = str(pointer.resolve())
     if _NET.get(where, (None,))[0] != key:
+        while len(_NET) >= NET_CACHE:  # the oldest first: a script trying many networks
+            _NET.pop(next(iter(_NET)))
         _NET[where] = (key, load_from(folder, NETWORK))
     return _NET[where][1]
 
 
 _NET: dict = {}  # per CURRENT pointer: (its mtime, the network model) (`load_network`)
+NET_CACHE = 4  # network models kept loaded: the data dir's and a few `--model NAME=DIR`
 
 
 def covered(tm: TrainedModel) -> list[str]:
@@ -123,19 +126,24 @@ def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, entry: dict):
 
 def _cold_days(tm: TrainedModel, net: NetworkPm25, station: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(start, end] UTC of the COLD_DAYS days a new station is bound on: those before the model's
-    test split, or for a station installed later its first COLD_DAYS days of PM2.5; AqiError when
-    they hold under COLD_OVERLAP hours."""
+    test split when they hold a week of PM2.5, else, for a station installed too late for that,
+    its first COLD_DAYS days; AqiError when they hold under COLD_OVERLAP hours."""
     end, pm = tm.split.val_end.tz_convert("UTC"), net.column(station)
-    seen = net.times[np.isfinite(pm)]
-    if len(seen) and seen[0] > end - pd.Timedelta(days=COLD_DAYS):  # no history before the split
-        end = max(seen[0] + pd.Timedelta(days=COLD_DAYS), end)
-    start = end - pd.Timedelta(days=COLD_DAYS)
-    if np.isfinite(pm[(net.times > start) & (net.times <= end)]).sum() < COLD_OVERLAP:
+    start, seen = end - pd.Timedelta(days=COLD_DAYS), net.times[np.isfinite(pm)]
+    if _hours(net, pm, start, end) < COLD_OVERLAP and len(seen) and seen[0] > start:
+        start = seen[0] - pd.Timedelta(hours=1)  # (start, end] then holds its first hour
+        end = start + pd.Timedelta(days=COLD_DAYS)
+    if _hours(net, pm, start, end) < COLD_OVERLAP:
         raise AqiError(
             f"station {station}: the network model never saw it and it has under {COLD_OVERLAP} "
-            f"hours of PM2.5 in the {COLD_DAYS} days to {end:%Y-%m-%d}; too little to start"
+            f"hours of PM2.5 in the {COLD_DAYS} days from {start:%Y-%m-%d}; too little to start"
         )
     return start, end
+
+
+def _hours(net: NetworkPm25, pm: np.ndarray, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Hours with PM2.5 in (start, end]."""
+    return int(np.isfinite(pm[(net.times > start) & (net.times <= end)]).sum())
 
 
 def forecastable(data_dir: Path) -> list[str]:

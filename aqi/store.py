@@ -96,8 +96,9 @@ def locked(data_dir: Path) -> Iterator[Path]:
         yield root
 
 
-# hours per parquet row group (a year): a forecast's read of the last days decodes one group, not
-# a station's whole history (1,000 four-year stations: 1.5 vs 2.9 ms a file; a full read +30 %)
+# rows (hours) per parquet row group, a year: a forecast's read of the last days decodes one or two
+# groups, not a station's whole history (1,000 four-year stations: 1.5 vs 2.9 ms a file; full
+# reads +30 %)
 ROW_GROUP = 24 * 366
 
 

@@ -11,6 +11,7 @@ and its published level's accuracy, with persistence on the same pairs; then the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from ablate_network import variant
 from compare_network import HORIZONS, published_level
 
 from aqi import metrics
+from aqi.config import SECTIONS
 from aqi.levels import level
 from aqi.resolve import covered, load, load_network
 from aqi.store import read_station
@@ -52,13 +54,34 @@ def row(label: str, mae: np.ndarray, acc: np.ndarray) -> str:
     return f"| {label} | {cells} | {mae.mean():.2f} | {acc.mean():.3f} |"
 
 
-def main(argv: list[str]) -> None:
-    store, out = Path(argv[0]), Path(argv[1])
-    for item in argv[2:]:
+def variants(items: list[str]) -> dict[str, dict]:
+    """{NAME: fields} of NAME=JSON arguments; SystemExit naming a malformed one or an unknown field
+    (`with_fields` would ignore a typo and train the defaults under the new name)."""
+    known = {f.name for kind in SECTIONS.values() for f in dataclasses.fields(kind)}
+    out = {}
+    for item in items:
         name, _, text = item.partition("=")
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            raise SystemExit(
+                f"select_network: {item!r}: use NAME=JSON, e.g. 'd5={{\"dropout\": 0.5}}'"
+            ) from None
+        unknown = sorted(set(fields) - known) if isinstance(fields, dict) else ["(not an object)"]
+        if unknown:
+            raise SystemExit(f"select_network: {item!r}: not config fields: {unknown}")
+        out[name] = fields
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
+    store, out = Path(argv[0]), Path(argv[1])
+    for name, fields in variants(argv[2:]).items():
         folds = []
         for fold, dates in FOLDS.items():
-            d = variant(store, out / f"{name}-{fold}", json.loads(text) | dates)
+            d = variant(store, out / f"{name}-{fold}", fields | dates)
             per = [score(d, st) for st in covered(load_network(d))]
             for m in ("network", "persistence"):
                 mae = np.mean([p[m]["mae"] for p in per], axis=0)

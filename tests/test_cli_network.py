@@ -65,18 +65,22 @@ def test_a_station_installed_after_the_split_is_bound_on_its_first_days(network_
 
 
 def test_network_models_are_loaded_once_per_folder(network_store, tmp_path, monkeypatch):
-    """`evaluate --station all --model net=DIR` binds DIR's network model to every station: each
-    folder's model is loaded once, not once per station, and two folders do not evict each other."""
+    """`evaluate --model net=DIR` binds DIR's network model to each station it scores: DIR's model
+    and the data folder's own are each loaded once, and do not evict each other."""
     import aqi.resolve as resolve
+    from aqi.evaluate import other_forecast
+    from aqi.store import read_station
 
-    other = tmp_path / "other" / "_network"
-    shutil.copytree(network_store / "models" / "_network", other)
+    other = tmp_path / "other"
+    shutil.copytree(network_store / "models" / "_network", other / "_network")
     loads, real = [], resolve.load_from
     monkeypatch.setattr(resolve, "load_from", lambda d, st: loads.append(d) or real(d, st))
     monkeypatch.setattr(resolve, "_NET", {})
-    for _ in ("A", "B", "C"):
-        assert resolve.load_network(network_store).path != resolve.load_network(None, other).path
-    assert len(loads) == 2
+    for st in ("A", "B", "C"):
+        df = read_station(network_store, st)
+        test = resolve.load(network_store, st).windows(df).part("test")
+        assert other_forecast("net", other, st, df, test, network_store).shape == test.y.shape
+    assert loads == [network_store / "models" / "_network", other / "_network"]
 
 
 def test_evaluate_scores_the_network_model(network_store):

@@ -199,8 +199,9 @@ def test_many_stations_print_one_overview_table(capsys):
     def result(i):
         rows = [
             {"target_time": f"2017-02-2{6 + h // 24}T{h % 24:02d}:00:00+08:00", "horizon": h + 1,
-             "pm25": 10.0 + h, "aqi": 40, "level": int(h == 5) * 3,
-             "level_name": "Unhealthy" if h == 5 else "Good", "color": "red" if h == 5 else "green"}
+             "pm25": 10.0 + h, "aqi": 40, "level": int(h in (5, 9)) * 3,
+             "level_name": "Unhealthy" if h in (5, 9) else "Good",
+             "color": "red" if h in (5, 9) else "green"}
             for h in range(24)
         ]  # fmt: skip
         return {"station": f"S{i:04d}", "issued_at": "2017-02-26T00:00:00+08:00",
@@ -209,6 +210,7 @@ def test_many_stations_print_one_overview_table(capsys):
     forecast_output([result(i) for i in range(OVERVIEW_AFTER + 1)], "table", None, print)
     out = capsys.readouterr().out
     assert out.count("S00") == OVERVIEW_AFTER + 1 and "PM2.5 forecast issued" not in out
-    assert "02-26 05:00" in out and "33.0" in out  # the worst hour, the peak point
+    assert "02-26 05:00" in out and "02-26 09:00" not in out  # the worst level's first hour
+    assert "33.0" in out  # the peak point forecast
     forecast_output([result(0)], "table", None, print)
     assert "PM2.5 forecast issued" in capsys.readouterr().out  # few stations: hourly tables

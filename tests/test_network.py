@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import NETWORK_DATES, TZ, series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aqi.config import NetworkConfig, WindowConfig
+from aqi.config import AqiError, NetworkConfig, WindowConfig
 from aqi.network import (
     NetworkPm25,
     coordinates,
@@ -197,3 +198,36 @@ def test_with_history_keeps_the_stations_a_network_model_can_learn_from():
     net = NetworkPm25.from_frames({"full": full, "late": late, "holey": holey, "short": short})
     w = WindowConfig(lookback=12, horizon=6, max_gap=3)
     assert with_history(net, w, t[30]) == ["full", "holey"]
+
+
+def test_a_new_station_is_bound_on_the_days_before_the_split_else_its_first_days():
+    """`_cold_days`: the 30 days before the model's test split when they hold a week of PM2.5
+    (installed 10 days before the split: those days), else its first 30 days (installed 3 days
+    before, or after the split); exactly a week is enough, an hour less is refused."""
+    from types import SimpleNamespace
+
+    from aqi.resolve import _cold_days
+
+    end, hour, day = (
+        pd.Timestamp("2016-04-09 15:00", tz="UTC"),
+        pd.Timedelta(hours=1),
+        pd.Timedelta(days=1),
+    )
+    grid = pd.date_range("2016-01-01", "2016-06-01", freq="h", tz="UTC")
+    starts = {
+        "A": grid[0],
+        "B": end - 10 * day,
+        "C": end - 3 * day,
+        "D": end + 5 * day,
+        "E": end + 5 * day,
+    }
+    frames = {}
+    for name, first in starts.items():
+        t = grid[grid >= first][: 168 if name == "D" else 167 if name == "E" else None]
+        frames[name] = pd.DataFrame({"time": t, "pm25": np.full(len(t), 20.0, np.float32)})
+    net, tm = NetworkPm25.from_frames(frames), SimpleNamespace(split=SimpleNamespace(val_end=end))
+    assert _cold_days(tm, net, "A") == (end - 30 * day, end) == _cold_days(tm, net, "B")
+    assert _cold_days(tm, net, "C") == (starts["C"] - hour, starts["C"] - hour + 30 * day)
+    assert _cold_days(tm, net, "D") == (starts["D"] - hour, starts["D"] - hour + 30 * day)
+    with pytest.raises(AqiError, match="under 168 hours of PM2.5 in the 30 days from"):
+        _cold_days(tm, net, "E")
