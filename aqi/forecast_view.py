@@ -40,8 +40,9 @@ OVERVIEW_AFTER = 20  # stations: more hourly tables than a terminal shows useful
 
 
 def forecast_overview(results: list[dict]) -> None:
-    """Many stations' forecasts as one table (1,000 hourly tables take rich ~45 s): per station the
-    next hour's level and the worst level of the next H hours, when, and the peak PM2.5."""
+    """Many stations' forecasts as one table: per station the next hour's level, the worst level
+    of the next H hours (its first hour) and the peak point forecast. `aqi forecast --station all`
+    of 1,000 stations took 28-30 s with 1,000 hourly tables, 12.5-12.8 s with this one."""
     standards = ", ".join(sorted({r["standard"] for r in results}))  # models may differ
     t = Table(title=f"PM2.5 forecasts of {len(results)} stations ({standards})")
     for c in (
