@@ -25,7 +25,7 @@ from aqi.datadir import NETWORK, atomic_write_bytes, evaluate_dir
 from aqi.gap_skill import gap_scores
 from aqi.levels import Standard, get_standard, level
 from aqi.report import summary_markdown
-from aqi.resolve import bind, load, load_network
+from aqi.resolve import bind, load, network_at
 from aqi.store import read_station
 from aqi.summary import merged, summary_row
 from aqi.trained import Prediction, TrainedModel, live_folder, load_from
@@ -170,7 +170,7 @@ def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_
     root = Path(root)
     network = root if root.name == NETWORK else root / NETWORK
     if root.name == NETWORK or (not live_folder(root / station) and live_folder(network)):
-        other = bind(load_network(data_dir, network), data_dir, station)  # loaded once
+        other = bind(network_at(network), data_dir, station)  # loaded once
     else:
         other = load_from(root / station, station)
     mine = (test.dates, test.y.shape[1])

@@ -39,17 +39,21 @@ def load(data_dir: Path, station: str) -> TrainedModel:
     )
 
 
-def load_network(data_dir: Path, folder: Path | None = None) -> TrainedModel:
-    """The network model of `data_dir` (or the one in `folder`, a models/_network), loaded once
-    per process while its CURRENT pointer is unchanged."""
-    folder = Path(folder) if folder is not None else network_dir(data_dir)
-    pointer = folder / "CURRENT"
+def load_network(data_dir: Path) -> TrainedModel:
+    """The data folder's network model (`network_at`)."""
+    return network_at(network_dir(data_dir))
+
+
+def network_at(folder: Path) -> TrainedModel:
+    """The network model in `folder` (a models/_network), loaded once per process while its
+    CURRENT pointer is unchanged."""
+    pointer = Path(folder) / "CURRENT"
     key = pointer.stat().st_mtime_ns if pointer.exists() else 0
     where = str(pointer.resolve())
     if _NET.get(where, (None,))[0] != key:
         while len(_NET) >= NET_CACHE:  # the oldest first: a script trying many networks
             _NET.pop(next(iter(_NET)))
-        _NET[where] = (key, load_from(folder, NETWORK))
+        _NET[where] = (key, load_from(Path(folder), NETWORK))
     return _NET[where][1]
 
 

@@ -40,17 +40,19 @@ def score_station(data_dir: Path, own_dir: Path, st: str, split: str) -> dict:
     y, std = wo.y[io], own.standard
     po, pn = own.predict(wo.x[io]), net.predict(wn.x[inet])
     pers = wo.persistence()[io]
-    out = {}
-    for name, point, lv in (
-        ("own", po.point, published_level(own, po)),
-        ("network", pn.point, published_level(net, pn)),
-        ("persistence", pers, level(pers, std)),
-    ):
-        out[name] = {
-            "mae": metrics.per_horizon(y, point, std)["mae"],
-            "level_accuracy": metrics.per_horizon_levels(y, lv, std)["level_accuracy"],
-        }
-    return out
+    return {
+        "own": scores(y, po.point, published_level(own, po), std),
+        "network": scores(y, pn.point, published_level(net, pn), std),
+        "persistence": scores(y, pers, level(pers, std), std),
+    }
+
+
+def scores(y, point, levels, std) -> dict:
+    """Per-horizon MAE of `point` and accuracy of the published `levels` against `y`."""
+    return {
+        "mae": metrics.per_horizon(y, point, std)["mae"],
+        "level_accuracy": metrics.per_horizon_levels(y, levels, std)["level_accuracy"],
+    }
 
 
 def main(argv: list[str]) -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from ablate_network import variant
-from compare_network import HORIZONS, published_level
+from compare_network import HORIZONS, published_level, scores
 
-from aqi import metrics
 from aqi.config import SECTIONS
 from aqi.levels import level
 from aqi.resolve import covered, load, load_network
@@ -36,17 +35,11 @@ def score(data_dir: Path, st: str) -> dict:
     """The network model's and persistence's validation MAE and level accuracy at `st`."""
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part("val")
-    pred, pers = tm.predict(w.x), w.persistence()
-    out = {}
-    for name, point, lv in (
-        ("network", pred.point, published_level(tm, pred)),
-        ("persistence", pers, level(pers, tm.standard)),
-    ):
-        out[name] = {
-            "mae": metrics.per_horizon(w.y, point, tm.standard)["mae"],
-            "level_accuracy": metrics.per_horizon_levels(w.y, lv, tm.standard)["level_accuracy"],
-        }
-    return out
+    pred, pers, std = tm.predict(w.x), w.persistence(), tm.standard
+    return {
+        "network": scores(w.y, pred.point, published_level(tm, pred), std),
+        "persistence": scores(w.y, pers, level(pers, std), std),
+    }
 
 
 def row(label: str, mae: np.ndarray, acc: np.ndarray) -> str:
