@@ -26,6 +26,13 @@ def available() -> int:
         return os.cpu_count() or 1
 
 
+def budget() -> int:
+    """Threads for a library that takes a count (LiteRT): the `limit` set, or OMP_NUM_THREADS as a
+    job sets it, else `available()`."""
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    return int(n) if n.isdigit() and int(n) > 0 else available()
+
+
 def limit(threads: int | None) -> int:
     """Hold TensorFlow, OpenMP and BLAS to `threads` (None: `available()`); returns the number.
     Environment variables cover libraries not loaded yet, threadpoolctl those already loaded."""

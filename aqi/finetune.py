@@ -63,7 +63,7 @@ def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOption
         tf.config.experimental.enable_op_determinism()
         data = WindowData(w.part("train"), w.part("val"), w)
         ckpt = model_dir(data_dir, station) / "ckpt"
-        job = Job(cfg, data, strategy, tm.standard, ckpt, opts, start=tm.model)
+        job = Job(cfg, data, strategy, tm.standard, ckpt, opts, start=tm.keras_model())
         model, run = job.run(station, device)
         run["data"] = tm.info["data"] | run["data"]  # the network's stations, neighbours, scalers
         info = run | {"kind": "finetuned", "network_sha256": tm.sha256}

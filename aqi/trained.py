@@ -1,9 +1,12 @@
 """A trained model: one record in memory (`TrainedModel`), one version folder on disk.
 
-`models/<station>/versions/<v>/{model.keras, meta.json}`, made live by rewriting the one-line
-`models/<station>/CURRENT` atomically, so the pair can never be torn; meta.json carries the resolved
-config (split dates filled in), the scaler, the time zone, the standard's whole table and the sha256 of
-model.keras, so forecast, evaluate and bench load everything from here and a torn pair is detected.
+`models/<station>/versions/<v>/{model.keras, model.tflite, meta.json}`, made live by rewriting the
+one-line `models/<station>/CURRENT` atomically, so the set can never be torn; meta.json carries the
+resolved config (split dates filled in), the scaler, the time zone, the standard's whole table and the
+sha256 of both model files, so forecast, evaluate and bench load everything from here and a torn set
+is detected. A loaded model predicts through model.tflite (`exported`), without TensorFlow; the Keras
+model is read only when asked for (`keras_model`: fine-tuning, scripts), and a model saved before
+the LiteRT export existed predicts through it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,15 +27,12 @@ import pandas as pd
 from aqi.concentrations import decide_level, exceedance_probability, level_probabilities
 from aqi.config import AqiError, Config, ModelConfig, median_index
 from aqi.datadir import NETWORK, STATION_RE, atomic_write_bytes, model_dir, models_dir, network_dir
+from aqi.exported import LITE_FILE, Runner, export
 from aqi.levels import Standard, get_standard, level
-from aqi.tfboot import import_tf
 from aqi.windows import Scaler, Split, Windows, build_windows, window_at
 
-import_tf()
-import keras  # noqa: E402
-
-import aqi.losses  # noqa: E402,F401 - registers LevelLoss for safe_mode loading
-import aqi.model  # noqa: E402,F401 - registers the custom layers
+if TYPE_CHECKING:
+    import keras
 
 MODEL_FILE, META_FILE = "model.keras", "meta.json"
 CURRENT, VERSIONS = "CURRENT", "versions"  # models/<station>/CURRENT names the live versions/<v>/
@@ -69,7 +70,7 @@ class Prediction:
 @dataclass(frozen=True)
 class TrainedModel:
     station: str
-    model: keras.Model
+    model: keras.Model | None  # None when loaded with a LiteRT file, until `keras_model()` reads it
     config: Config  # resolved: the split dates the model was trained with are filled in
     scaler: Scaler
     split: Split
@@ -78,6 +79,8 @@ class TrainedModel:
     info: dict = field(default_factory=dict)  # the rest of meta.json: features, history, validation…
     path: Path | None = None  # model folder, once saved or loaded
     sha256: str = ""  # of model.keras
+    lite_sha256: str = ""  # of model.tflite
+    runner: Runner | None = field(default=None, repr=False)  # the loaded model.tflite
     # a network model bound to one station (`resolve.bind`): the network's inputs for it, on a
     # UTC hourly index; None for a one-station model
     extra: pd.DataFrame | None = field(default=None, repr=False)
@@ -88,8 +91,17 @@ class TrainedModel:
         return m.quantiles if m.head == "quantile" else ()
 
     def predict(self, x: np.ndarray, batch: int = 4096) -> Prediction:
-        """Batched forward pass in inference mode over (N, L, F) scaled windows."""
-        return as_prediction(predict(self.model, x, batch), self.config.model, self.standard)
+        """Batched forward pass in inference mode over (N, L, F) scaled windows: through the
+        LiteRT file once saved and loaded, else the Keras model."""
+        raw = self.runner(x, batch) if self.runner else predict(self.keras_model(), x, batch)
+        return as_prediction(raw, self.config.model, self.standard)
+
+    def keras_model(self) -> keras.Model:
+        """The Keras model: the one trained in this process, else read from model.keras once
+        (this imports TensorFlow)."""
+        if self.model is None:
+            object.__setattr__(self, "model", _read_keras(self.path / MODEL_FILE))
+        return self.model
 
     def published(self, pred: Prediction, std: Standard, miss_cost: float | None = None):
         """The levels to publish (`publish`), with the per-horizon rule chosen on validation."""
@@ -120,19 +132,22 @@ class TrainedModel:
                 "split": self.split.to_dict(),
             }
             | ({"model_sha256": self.sha256} if self.sha256 else {})
+            | ({"lite_sha256": self.lite_sha256} if self.lite_sha256 else {})
         )
 
     def save(self, data_dir: Path) -> TrainedModel:
-        """A new version folder (model.keras, then meta.json with its sha256), re-read, then one
-        atomic switch of CURRENT: a crash at any moment leaves the previous model live and whole."""
+        """A new version folder (model.keras, re-read; its LiteRT export, checked against it; then
+        meta.json with both sha256), then one atomic switch of CURRENT: a crash at any moment leaves
+        the previous model live and whole."""
         d = network_dir(data_dir) if self.station == NETWORK else model_dir(data_dir, self.station)
         v = d / VERSIONS / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         v.mkdir(parents=True)
         try:
             self.model.save(v / MODEL_FILE)
-            sha = hashlib.sha256((v / MODEL_FILE).read_bytes()).hexdigest()
-            keras.models.load_model(v / MODEL_FILE, safe_mode=True)  # re-read before it goes live
-            saved = dataclasses.replace(self, path=v, sha256=sha)
+            _read_keras(v / MODEL_FILE)  # re-read before it goes live
+            export(self.model, v / LITE_FILE)
+            sha, lite = (_sha256(v / f) for f in (MODEL_FILE, LITE_FILE))
+            saved = dataclasses.replace(self, path=v, sha256=sha, lite_sha256=lite)
             meta = json.dumps(saved.meta(), indent=2, default=_jsonable).encode()
             atomic_write_bytes(v / META_FILE, meta)
             previous = live_folder(d)
@@ -185,16 +200,17 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         raise AqiError(
             f"{d / META_FILE}: incomplete (no {', '.join(sorted(missing))}); retrain the station"
         )
-    sha = hashlib.sha256((d / MODEL_FILE).read_bytes()).hexdigest()
+    sha, lite = _sha256(d / MODEL_FILE), meta.get("lite_sha256", "")
     if sha != meta.get("model_sha256"):
         raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); retrain")
-    try:
-        model = keras.models.load_model(d / MODEL_FILE, safe_mode=True)
-    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a damaged file
-        raise AqiError(f"{d / MODEL_FILE}: cannot be loaded ({type(e).__name__}); retrain") from None
+    if lite and (not (d / LITE_FILE).exists() or _sha256(d / LITE_FILE) != lite):
+        raise AqiError(f"{d}: {LITE_FILE} does not match meta.json (interrupted write?); retrain")
+    runner = Runner(d / LITE_FILE) if lite else None
+    model = None if runner else _read_keras(d / MODEL_FILE)  # saved before the LiteRT export
     tz = meta["timezone"]
     table = meta.get("standard_table")
     own = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
+    own |= {"model_sha256", "lite_sha256", "breakpoints"}
     return TrainedModel(
         station=meta["station"],
         model=model,
@@ -203,10 +219,32 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         split=Split.from_dict(meta["split"], tz),
         timezone=tz,
         standard=Standard.from_dict(table) if table else get_standard(meta["standard"]),
-        info={k: v for k, v in meta.items() if k not in own | {"model_sha256", "breakpoints"}},
+        info={k: v for k, v in meta.items() if k not in own},
         path=d,
         sha256=sha,
+        lite_sha256=lite,
+        runner=runner,
     )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_keras(path: Path) -> keras.Model:
+    """model.keras, its custom layers registered (TensorFlow imported here, not by a forecast)."""
+    from aqi.tfboot import import_tf
+
+    import_tf()
+    import keras
+
+    import aqi.losses  # noqa: F401 - registers LevelLoss for safe_mode loading
+    import aqi.model  # noqa: F401 - registers the custom layers
+
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a damaged file
+        raise AqiError(f"{path}: cannot be loaded ({type(e).__name__}); retrain") from None
 
 
 def trained_stations(data_dir: Path) -> list[str]:

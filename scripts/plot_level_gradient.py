@@ -43,7 +43,8 @@ def learned_spreads(model_dir: Path) -> tuple[float, float]:
 
     tm = load(model_dir.parents[1], model_dir.name)
     x = tm.windows(read_station(model_dir.parents[1], model_dir.name)).part("val").x
-    members = [m for m in tm.model.layers if m.name.startswith("member_")] or [tm.model]
+    model = tm.keras_model()
+    members = [m for m in model.layers if m.name.startswith("member_")] or [model]
     head = members[0].get_layer("level_head")
     import keras
 

@@ -523,23 +523,41 @@ def forecast_model_torn(r):
 
 @case
 def forecast_model_truncated_with_its_hash(r):
+    _pre_litert(live(r))
     _rehash(live(r), lambda b: b[: len(b) // 2])
     return ["forecast", "--station", "Synth"], "model.keras: cannot be loaded"
 
 
 @case
 def forecast_model_bad_crc_with_its_hash(r):
+    _pre_litert(live(r))  # a model saved before the LiteRT export predicts through model.keras
     _rehash(live(r), lambda b: b[:200] + bytes([b[200] ^ 0xFF]) + b[201:])
     return ["forecast", "--station", "Synth"], "model.keras: cannot be loaded"
 
 
-def _rehash(folder: Path, damage) -> None:
+@case
+def forecast_litert_truncated_with_its_hash(r):
+    _rehash(live(r), lambda b: b[: len(b) // 2], "model.tflite")
+    return ["forecast", "--station", "Synth"], "model.tflite: cannot be loaded"
+
+
+def _rehash(folder: Path, damage, name: str = "model.keras") -> None:
+    """Damage a model file and write its new hash to meta.json, as a consistent writer would."""
     import hashlib
 
-    body = damage((folder / "model.keras").read_bytes())
-    (folder / "model.keras").write_bytes(body)
+    body = damage((folder / name).read_bytes())
+    (folder / name).write_bytes(body)
     meta = json.loads((folder / "meta.json").read_text())
-    meta["model_sha256"] = hashlib.sha256(body).hexdigest()
+    meta[{"model.keras": "model_sha256", "model.tflite": "lite_sha256"}[name]] = hashlib.sha256(
+        body
+    ).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def _pre_litert(folder: Path) -> None:
+    (folder / "model.tflite").unlink()
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["lite_sha256"]
     (folder / "meta.json").write_text(json.dumps(meta))
 
 

@@ -36,7 +36,7 @@ LAYERS = [
     {"ingest"},
     {"features"},
     {"windows"},
-    {"baselines", "gbm", "model", "losses", "devices", "stream", "network"},
+    {"baselines", "gbm", "model", "exported", "losses", "devices", "stream", "network"},
     {"loop", "trained", "lbfgs"},
     {"job", "resolve", "gap_skill"},
     {"train"},

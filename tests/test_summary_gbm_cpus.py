@@ -62,6 +62,9 @@ def test_cpu_budget_follows_slurm_and_refuses_nonsense(monkeypatch):
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     assert cpus.available() >= 1
     assert cpus.limit(1) == 1 and cpus.os.environ["OMP_NUM_THREADS"] == "1"
+    assert cpus.budget() == 1  # the LiteRT forward pass keeps to the limit
+    monkeypatch.setenv("OMP_NUM_THREADS", "none")
+    assert cpus.budget() == cpus.available()
     with pytest.raises(AqiError, match="--threads 0"):
         cpus.limit(0)
 

@@ -1,0 +1,68 @@
+"""A trained model's forward pass as a LiteRT flatbuffer (`model.tflite`), run without TensorFlow.
+
+Forecasting needs only the forward pass, and importing TensorFlow costs 4-5 s of a 2-core batch
+job's start (more than reading 1,000 stations). Keras exports the same graph in the LiteRT format
+(`model.export(format="litert")`) and `ai_edge_litert` runs it in ~0.1 s of import; the Keras
+file stays the model of record (fine-tuning, the checks of `TrainedModel.save`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from aqi.config import AqiError
+from aqi.cpus import budget
+from aqi.tfboot import quiet_stderr
+
+LITE_FILE = "model.tflite"
+PROBE = 64  # windows the export is checked on: the same outputs as Keras, or the save fails
+TOLERANCE = 1e-3  # µg/m³ (or probability) per 100 of the output's size: float32 reordering only
+
+
+def export(model, path: Path) -> None:
+    """Write `model`'s inference graph (batch axis free) to `path`, and check it on random windows
+    against the Keras model itself. The converter's log goes to the silenced fd 2."""
+    with quiet_stderr():
+        model.export(str(path), format="litert", verbose=False)
+    x = np.random.default_rng(0).normal(size=(PROBE, *model.input_shape[1:])).astype(np.float32)
+    if model.input_shape[-1] >= 3:  # a network model's station columns: scale and row, in range
+        x[:, -1, -3:] = np.abs(x[:, -1, -3:]) + 1.0
+    want = np.asarray(model(x, training=False))
+    got = Runner(path)(x)
+    scale = 1.0 + float(np.abs(want).max())
+    if got.shape != want.shape or not np.allclose(got, want, atol=TOLERANCE * scale / 100):
+        raise RuntimeError(f"{path}: the LiteRT export does not reproduce the Keras model")
+
+
+class Runner:
+    """`runner(x)`: (N, L, F) float32 scaled windows → the model's output, batched."""
+
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=budget())
+        except (ValueError, RuntimeError) as e:
+            raise AqiError(f"{path}: cannot be loaded ({type(e).__name__}); retrain") from None
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        out = self.interpreter.get_output_details()[0]
+        self.output, self.shape = out["index"], tuple(out["shape_signature"][1:])  # (H,) (H, Q)…
+        self.rows = -1  # the batch size the tensors are allocated for
+
+    def __call__(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32)
+        if not len(x):
+            return np.zeros((0, *self.shape), np.float32)
+        return np.concatenate([self._run(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        it = self.interpreter
+        if len(x) != self.rows:  # a new batch size: resize, then re-plan the tensors
+            it.resize_tensor_input(self.input, x.shape, strict=False)
+            it.allocate_tensors()
+            self.rows = len(x)
+        it.set_tensor(self.input, x)
+        it.invoke()
+        return it.get_tensor(self.output).copy()
