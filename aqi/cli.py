@@ -35,6 +35,7 @@ app = AqiTyper(
     add_completion=False,
 )
 STATE: dict[str, Path] = {}
+Opt = typer.Option  # shorthand: every option defaults to None = the value in aqi/config.py
 
 
 def data_dir() -> Path:
@@ -88,12 +89,8 @@ def download(
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files, folders of them, zip or gzip archives.")],
     mapping: Annotated[Path | None, typer.Option(help="TOML mapping for non-UCI layouts.")] = None,
-    station: Annotated[
-        str | None, typer.Option(help="Only this station (--mapping: the file's).")
-    ] = None,
-    invalid: Annotated[
-        str, typer.Option(help="Negative or out-of-bounds values: 'reject' (exit 2) or 'missing'.")
-    ] = "reject",
+    station: Annotated[str | None, Opt(help="Only this station (--mapping: the file's).")] = None,
+    invalid: Annotated[str, Opt(help="Negative or out-of-range values: reject or missing.")] = "reject",
     replace: Annotated[bool, typer.Option(help="The files' hours win whole, missing too.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -124,10 +121,16 @@ def compact() -> None:
 @user_errors
 def stations(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    locations: Annotated[Path | None, Opt(help="CSV of station,latitude,longitude to store.")] = None,
 ) -> None:
     """List the stations in the store: time span, rows, missing PM2.5 and overall."""
     from aqi.store import summary
 
+    if locations is not None:
+        from aqi.locations import set_locations
+
+        done, other = set_locations(data_dir(), locations)
+        typer.echo(f"coordinates of {done} station(s) stored; {other} row(s) of other stations")
     rows = summary(data_dir())
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -159,9 +162,6 @@ def levels(
     if not value >= 0:
         raise AqiError(f"--value {value}: a concentration must be >= 0 µg/m³")
     typer.echo(level_line(value, get_standard(standard)))
-
-
-Opt = typer.Option  # shorthand: every option defaults to None = the value in aqi/config.py
 
 
 @app.command()

@@ -206,7 +206,10 @@ class NetworkConfig:
     """A network model: one network over many stations (`aqi train --station all`)."""
 
     stations: int = 0  # rows of the station embedding besides 'unknown'; 0 = a one-station model
-    neighbours: int = 3  # other stations' PM2.5 series as inputs (most correlated on train)
+    neighbours: int = 3  # other stations' PM2.5 series as inputs
+    # how they are chosen: "auto" = nearest by great-circle distance when every station has
+    # coordinates, else most correlated on the train split; "coordinates" or "correlation" forces one
+    neighbours_by: str = "auto"
     network_mean: bool = True  # the mean PM2.5 of every other station as an input
     days: int = 6  # daily means of the station's own PM2.5, 1..days days before each input hour
     embed: int = 8  # width of the station embedding

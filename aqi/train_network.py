@@ -195,6 +195,17 @@ def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, wor
     return meta
 
 
+def by_distance(rule: str, coords: dict | None) -> dict | None:
+    """The coordinates the neighbours are chosen by (`NetworkConfig.neighbours_by`), None for
+    correlation."""
+    if rule == "coordinates" and coords is None:
+        raise AqiError(
+            "neighbours_by coordinates: some stations have no coordinates in the store; "
+            "add them with `aqi stations --locations FILE`"
+        )
+    return None if rule == "correlation" else coords
+
+
 def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, work: Path):
     """(cfg resolved for these stations, StreamData): each station's hourly inputs written to
     `work`, one station in memory at a time, and the scaler pooled over their train rows."""
@@ -202,7 +213,7 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
     zones = {st: e["timezone"] for st, e in entries.items()}
     tz = zones[names[0]]  # split dates are read in the first station's zone
     dates = Split.resolve(cfg.window, net.times[-1], tz)
-    coords = coordinates(entries, names)  # nearest by distance when the store has coordinates
+    coords = by_distance(cfg.network.neighbours_by, coordinates(entries, names))
     k, start, end = cfg.network.neighbours, net.times[0], dates.train_end
     nb = nearest(coords, names, k) if coords else neighbours(net, start, end, k, set(names))
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())

@@ -116,14 +116,12 @@ def test_with_coordinates_in_the_store_neighbours_are_the_nearest(network_store,
     """Coordinates put A nearest C, not B (which the train split correlates with A); a station
     the model never saw (D) gets its nearest covered stations."""
     from aqi.resolve import bind, load_network
-    from aqi.store import load_manifest, write_manifest
 
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
-    manifest = load_manifest(d)
-    for st, lon in {"A": 0.0, "B": 10.0, "C": 1.0, "D": 0.4}.items():  # degrees on the equator
-        manifest["stations"][st] |= {"latitude": 0.0, "longitude": lon}
-    write_manifest(d, manifest)
+    sites = tmp_path / "sites.csv"  # degrees on the equator
+    sites.write_text("station,latitude,longitude\nA,0,0\nB,0,10\nC,0,1\nD,0,0.4\n")
+    assert invoke(d, "stations", "--locations", str(sites)).exit_code == 0
     assert invoke(d, "train", "--station", "A,B,C", "-q", *TINY).exit_code == 0
     info = load_network(d).info["data"]
     assert info["neighbours_by"] == "coordinates"

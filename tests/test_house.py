@@ -33,7 +33,7 @@ LAYERS = [
     {"metrics"},
     {"readers", "store"},
     {"upsert"},
-    {"ingest"},
+    {"ingest", "locations"},
     {"features"},
     {"windows"},
     {"baselines", "gbm", "model", "exported", "losses", "devices", "stream", "network"},
