@@ -9,11 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import F, array_config, problem
 from typer.testing import CliRunner
 
 from aqi import exported, trained
 from aqi.cli import app
 from aqi.config import AqiError
+from aqi.model import build_model
 from aqi.store import read_station
 
 
@@ -89,3 +91,12 @@ def test_an_export_that_differs_from_keras_is_never_made_live(data, monkeypatch)
         ).save(data)
     assert (tm.path.parent.parent / trained.CURRENT).read_text() == live
     assert [p.name for p in (tm.path.parent).iterdir()] == [tm.path.name]  # no half-made version
+
+
+def test_a_recurrent_model_is_exported_unrolled_with_the_same_outputs(tmp_path):
+    cfg = array_config().replace(model={"arch": "gru", "head": "level", "layers": 2})
+    model = build_model(cfg, F, (40.0, 30.0))
+    exported.export(model, tmp_path / "gru.tflite")  # a GRU's while-loop would need TF's Flex ops
+    x, _ = problem()
+    want = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(exported.Runner(tmp_path / "gru.tflite")(x), want, rtol=1e-5, atol=1e-4)
