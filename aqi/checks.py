@@ -23,6 +23,7 @@ CHOICES = {
     "head": ("point", "quantile", "level"),
     "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
     "schedule": ("cosine", "exponential", "constant"),
+    "neighbours_by": ("correlation", "coordinates", "auto"),
 }
 
 
@@ -63,9 +64,11 @@ def validate(cfg: Config) -> Config:
     for opt, value, ok in checks:
         if not ok:
             raise AqiError(f"{opt} {value}: out of range")
-    for name, value in [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]:
+    named = [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]
+    for name, value in [*named, ("neighbours_by", cfg.network.neighbours_by)]:
         if value not in CHOICES[name]:
-            raise AqiError(f"--{name} {value!r}: use one of {', '.join(CHOICES[name])}")
+            option = "--" + name.replace("_", "-")
+            raise AqiError(f"{option} {value!r}: use one of {', '.join(CHOICES[name])}")
     if t.schedule not in CHOICES["schedule"]:
         raise AqiError(f"--schedule {t.schedule!r}: use one of {', '.join(CHOICES['schedule'])}")
     return cfg

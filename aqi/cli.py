@@ -197,6 +197,7 @@ def train(
     layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,
     dropout: Annotated[float | None, Opt(help="Dropout fraction.")] = None,
     members: Annotated[int | None, Opt(help="Ensemble members (averaged).")] = None,
+    neighbours_by: Annotated[str | None, Opt(help="correlation|coordinates|auto (network)")] = None,
     head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
     level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
     level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,

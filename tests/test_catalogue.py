@@ -447,6 +447,22 @@ def train_network_with_gap_share(r):
 
 
 @case
+def train_unknown_neighbour_rule(r):
+    return train("--neighbours-by", "nearest"), "--neighbours-by 'nearest': use one of"
+
+
+@case
+def train_network_by_coordinates_the_store_lacks(r):
+    args = ["train", "--station", "all", "--neighbours-by", "coordinates", *NETWORK_TINY]
+    return args, "some stations have no coordinates in the store; add them"
+
+
+@case
+def stations_locations_file_missing(r):
+    return ["stations", "--locations", str(r / "nope.csv")], "nope.csv: not a readable CSV"
+
+
+@case
 def train_threads_zero(r):
     return train("--threads", "0"), "--threads"
 

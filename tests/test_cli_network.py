@@ -122,7 +122,8 @@ def test_with_coordinates_in_the_store_neighbours_are_the_nearest(network_store,
     sites = tmp_path / "sites.csv"  # degrees on the equator
     sites.write_text("station,latitude,longitude\nA,0,0\nB,0,10\nC,0,1\nD,0,0.4\n")
     assert invoke(d, "stations", "--locations", str(sites)).exit_code == 0
-    assert invoke(d, "train", "--station", "A,B,C", "-q", *TINY).exit_code == 0
+    args = ["train", "--station", "A,B,C", "-q", "--neighbours-by", "coordinates", *TINY]
+    assert invoke(d, *args).exit_code == 0
     info = load_network(d).info["data"]
     assert info["neighbours_by"] == "coordinates"
     assert info["neighbours"] == {"A": ["C", "B"], "B": ["C", "A"], "C": ["A", "B"]}
