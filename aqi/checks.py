@@ -64,13 +64,11 @@ def validate(cfg: Config) -> Config:
     for opt, value, ok in checks:
         if not ok:
             raise AqiError(f"{opt} {value}: out of range")
-    named = [("arch", m.arch), ("head", m.head), ("optimizer", t.optimizer)]
-    for name, value in [*named, ("neighbours_by", cfg.network.neighbours_by)]:
+    chosen = {"arch": m.arch, "head": m.head, "optimizer": t.optimizer, "schedule": t.schedule}
+    for name, value in (chosen | {"neighbours_by": cfg.network.neighbours_by}).items():
         if value not in CHOICES[name]:
             option = "--" + name.replace("_", "-")
             raise AqiError(f"{option} {value!r}: use one of {', '.join(CHOICES[name])}")
-    if t.schedule not in CHOICES["schedule"]:
-        raise AqiError(f"--schedule {t.schedule!r}: use one of {', '.join(CHOICES['schedule'])}")
     return cfg
 
 

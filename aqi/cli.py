@@ -130,7 +130,7 @@ def stations(
         from aqi.locations import set_locations
 
         done, other = set_locations(data_dir(), locations)
-        typer.echo(f"coordinates of {done} station(s) stored; {other} row(s) of other stations")
+        typer.echo(f"coordinates of {done} station(s) stored; {other} row(s) of others", err=True)
     rows = summary(data_dir())
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))

@@ -21,18 +21,29 @@ PROBE = 64  # windows the export is checked on: the same outputs as Keras, or th
 TOLERANCE = 1e-5  # of the outputs' scale (1 + their largest |value|): float32 reordering only
 
 
-def export(model, path: Path) -> None:
-    """Write `model`'s inference graph (batch axis free) to `path`, and check it on random windows
-    against the Keras model itself. The converter's log goes to the silenced fd 2."""
-    with quiet_stderr():
-        _unrolled(model).export(str(path), format="litert", verbose=False)
+def export(model, path: Path) -> str | None:
+    """Write `model`'s inference graph (batch axis free) to `path` and check it on random windows
+    against the Keras model itself: None, or why not (the file removed; such a model predicts
+    through Keras, so a finished training is never lost to its export). The converter's log goes
+    to the silenced fd 2; a full disk is an error like any other write's."""
     x = np.random.default_rng(0).normal(size=(PROBE, *model.input_shape[1:])).astype(np.float32)
-    x[:, -1, -3:] = np.abs(x[:, -1, -3:]) + 1.0  # a network model's PM2.5 scale and station row
+    # positive: a network model's last columns are its PM2.5 scale and station row (any model: harmless)
+    x[:, -1, -3:] = np.abs(x[:, -1, -3:]) + 1.0
     want = np.asarray(model(x, training=False))
-    got = Runner(path)(x)
+    try:
+        with quiet_stderr():
+            _unrolled(model).export(str(path), format="litert", verbose=False)
+        got = Runner(path)(x)
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the converter and the runtime raise many kinds
+        path.unlink(missing_ok=True)
+        return f"the LiteRT export failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
     scale = 1.0 + float(np.abs(want).max())
     if got.shape != want.shape or not np.allclose(got, want, atol=TOLERANCE * scale):
-        raise RuntimeError(f"{path}: the LiteRT export does not reproduce the Keras model")
+        path.unlink()
+        return "the LiteRT export does not reproduce the Keras model"
+    return None
 
 
 def _unrolled(model):

@@ -52,8 +52,9 @@ def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOption
     tuned = {k: v for k, v in fields.items() if k in TUNABLE}
     device = tuned.get("device", "auto")
     strategy, device = select_strategy(device)  # before any model exists: devices are fixed then
-    with strategy.scope():
+    with strategy.scope():  # the Keras model's variables belong to the strategy
         tm = bind(load_network(data_dir), data_dir, station)
+        start = tm.keras_model()
     if station not in tm.info["data"]["stations"]:
         raise AqiError(f"--finetune: the network model was not trained on {station}")
     cfg = validate(tm.config.replace(train=FINETUNE | tuned, model={"members": 1}))
@@ -63,7 +64,7 @@ def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOption
         tf.config.experimental.enable_op_determinism()
         data = WindowData(w.part("train"), w.part("val"), w)
         ckpt = model_dir(data_dir, station) / "ckpt"
-        job = Job(cfg, data, strategy, tm.standard, ckpt, opts, start=tm.keras_model())
+        job = Job(cfg, data, strategy, tm.standard, ckpt, opts, start=start)
         model, run = job.run(station, device)
         run["data"] = tm.info["data"] | run["data"]  # the network's stations, neighbours, scalers
         info = run | {"kind": "finetuned", "network_sha256": tm.sha256}

@@ -12,8 +12,9 @@ input ever reaches past the origin:
 - `pm25_mean`, `pm25_std`: its PM2.5 scale (µg/m³, its own train split), with which the model
   un-scales its inputs and scales its correction: one network serves stations of any level;
 - `station_index`: its row in the model's embedding (0 = a station the model never saw).
-Neighbours are the nearest stations by great-circle distance when the store has every station's
-coordinates (OpenAQ, AQS), else the most correlated with it on the train split (log PM2.5, hourly).
+Neighbours are the stations most correlated with it on the train split (log PM2.5, hourly), or the
+nearest by great-circle distance (`NetworkConfig.neighbours_by`; coordinates from OpenAQ, AQS or
+`aqi stations --locations`).
 """
 
 from __future__ import annotations

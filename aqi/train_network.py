@@ -200,7 +200,7 @@ def by_distance(rule: str, coords: dict | None) -> dict | None:
     correlation."""
     if rule == "coordinates" and coords is None:
         raise AqiError(
-            "neighbours_by coordinates: some stations have no coordinates in the store; "
+            "--neighbours-by coordinates: some stations have no coordinates in the store; "
             "add them with `aqi stations --locations FILE` or use --neighbours-by correlation"
         )
     return None if rule == "correlation" else coords

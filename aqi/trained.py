@@ -136,18 +136,22 @@ class TrainedModel:
         )
 
     def save(self, data_dir: Path) -> TrainedModel:
-        """A new version folder (model.keras, re-read; its LiteRT export, checked against it; then
-        meta.json with both sha256), then one atomic switch of CURRENT: a crash at any moment leaves
-        the previous model live and whole."""
+        """A new version folder (model.keras, re-read; the LiteRT export of what was read, checked
+        against it, or `lite_error` in meta.json; then meta.json with the sha256 of both), then one
+        atomic switch of CURRENT: a crash at any moment leaves the previous model live and whole."""
         d = network_dir(data_dir) if self.station == NETWORK else model_dir(data_dir, self.station)
         v = d / VERSIONS / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         v.mkdir(parents=True)
         try:
-            self.model.save(v / MODEL_FILE)
-            _read_keras(v / MODEL_FILE)  # re-read before it goes live
-            export(self.model, v / LITE_FILE)
-            sha, lite = (_sha256(v / f) for f in (MODEL_FILE, LITE_FILE))
-            saved = dataclasses.replace(self, path=v, sha256=sha, lite_sha256=lite)
+            self.keras_model().save(v / MODEL_FILE)
+            why = export(_read_keras(v / MODEL_FILE), v / LITE_FILE)  # re-read before it goes live
+            saved = dataclasses.replace(
+                self,
+                path=v,
+                sha256=_sha256(v / MODEL_FILE),
+                lite_sha256="" if why else _sha256(v / LITE_FILE),
+                info=self.info | ({"lite_error": why} if why else {}),
+            )
             meta = json.dumps(saved.meta(), indent=2, default=_jsonable).encode()
             atomic_write_bytes(v / META_FILE, meta)
             previous = live_folder(d)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import tree_digest, uci_frame, write_csv
 from typer.testing import CliRunner
 
 from aqi.cli import app
 from aqi.config import AqiError
+from aqi.locations import read_locations
 from aqi.store import load_manifest
 from aqi.train_network import by_distance
 
@@ -28,8 +31,9 @@ def store(tmp_path):
 def test_locations_are_stored_and_kept_by_a_later_ingest(store, tmp_path):
     f = tmp_path / "sites.csv"
     f.write_text("site_name,station,latitude,longitude\nx,Alpha,39.982,116.397\ny,Elsewhere,1,2\n")
-    r = aqi(store, "stations", "--locations", str(f))
-    assert r.exit_code == 0 and "coordinates of 1 station(s) stored; 1 row(s) of other" in r.output
+    r = aqi(store, "stations", "--locations", str(f), "--format", "json")
+    assert r.exit_code == 0 and "coordinates of 1 station(s) stored; 1 row(s) of others" in r.stderr
+    assert json.loads(r.stdout)[0]["latitude"] == 39.982  # stdout stays JSON
     entry = load_manifest(store)["stations"]["Alpha"]
     assert (entry["latitude"], entry["longitude"]) == (39.982, 116.397)
     later = uci_frame(start="2016-01-03")  # a feed without coordinates never erases them
@@ -45,6 +49,8 @@ def test_locations_are_stored_and_kept_by_a_later_ingest(store, tmp_path):
         ("station,latitude,longitude\nAlpha,1,east\n", "longitude of 'Alpha' is not a number"),
         ("station,latitude,longitude\nAlpha,1,2\nAlpha,1,3\n", "'Alpha' has two different locations"),
         (b"\xff\xfe\x00bad", "not a readable CSV"),
+        ("station,latitude,longitude\nAlpha_aq,1,2\n", "no row names a station in the store"),
+        ("station,latitude,longitude\n", "no row names a station in the store"),
     ],
 )
 def test_a_bad_locations_file_is_one_line_exit_2_store_untouched(store, tmp_path, body, message):
@@ -64,3 +70,19 @@ def test_neighbours_by_rule():
     assert by_distance("coordinates", coords) == coords
     with pytest.raises(AqiError, match="aqi stations --locations FILE"):
         by_distance("coordinates", None)
+
+
+def test_header_case_spaces_and_text_ids_are_read_as_written(tmp_path):
+    f = tmp_path / "sites.csv"
+    f.write_text("Station , LATITUDE,Longitude\n 000010601 ,1.5, 2\nNA,3,4\n")
+    rows = read_locations(f)
+    assert rows["station"].tolist() == ["000010601", "NA"]  # leading zeros and 'NA' kept
+    assert rows["latitude"].tolist() == [1.5, 3.0]
+
+
+def test_locations_on_an_empty_data_folder_write_nothing(tmp_path):
+    f = tmp_path / "sites.csv"
+    f.write_text("station,latitude,longitude\nAlpha,1,2\n")
+    r = aqi(tmp_path / "empty", "stations", "--locations", str(f))
+    assert r.exit_code == 2 and "run `aqi ingest PATH` first" in r.output
+    assert not (tmp_path / "empty").exists()
