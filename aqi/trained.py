@@ -145,13 +145,9 @@ class TrainedModel:
         try:
             self.keras_model().save(v / MODEL_FILE)
             why = export(_read_keras(v / MODEL_FILE), v / LITE_FILE)  # re-read before it goes live
-            saved = dataclasses.replace(
-                self,
-                path=v,
-                sha256=_sha256(v / MODEL_FILE),
-                lite_sha256="" if why else _sha256(v / LITE_FILE),
-                info=self.info | ({"lite_error": why} if why else {}),
-            )
+            sha, lite = _sha256(v / MODEL_FILE), "" if why else _sha256(v / LITE_FILE)
+            info = self.info | ({"lite_error": why} if why else {})
+            saved = dataclasses.replace(self, path=v, sha256=sha, lite_sha256=lite, info=info)
             meta = json.dumps(saved.meta(), indent=2, default=_jsonable).encode()
             atomic_write_bytes(v / META_FILE, meta)
             previous = live_folder(d)
