@@ -3,7 +3,7 @@
 The JSON schema (one object per station) is stable for batch jobs:
   {"station", "issued_at" (origin, local ISO 8601), "standard", "unit": "µg/m³",
    "model": {"path", "trained_range": [first origin, end of the train split], "sha256",
-             "kind": "station" | "network" | "finetuned"},
+             "kind": "station" | "network" | "finetuned", "runtime": "litert" | "keras"},
    "forecasts": [{"target_time", "horizon", "pm25", "aqi", "level", "level_name", "color",
                   ("point_level", "level_probability") with a level or quantile head,
                   ("quantiles": {"0.1": …}, "p_level_at_least": {"2": …}) with a quantile head}]}
@@ -114,6 +114,7 @@ def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> 
             "trained_range": [tm.info["data"]["first_origin"], str(tm.split.train_end)],
             "sha256": tm.sha256,
             "kind": tm.info.get("kind", "station"),  # its own model, or the network model
+            "runtime": "litert" if tm.runner else "keras",  # which file computed it (`exported`)
         },
         "forecasts": rows,
     }

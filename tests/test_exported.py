@@ -48,6 +48,7 @@ def test_network_forecast_and_own_models_never_import_tensorflow(data, network_s
         f"own, _ = forecast_stations(Path({str(data)!r}), 'all');"
         f"net, _ = forecast_stations(Path({str(network_store)!r}), 'all');"
         "assert [r['model']['kind'] for r in own + net] == ['station'] * 2 + ['network'] * 3;"
+        "assert {r['model']['runtime'] for r in own + net} == {'litert'};"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
