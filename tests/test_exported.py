@@ -42,13 +42,17 @@ def test_a_saved_model_predicts_through_its_litert_file_as_keras_does(data):
     assert tm.predict(x[:0]).point.shape == (0, tm.config.window.horizon)
 
 
-def test_network_forecast_and_own_models_never_import_tensorflow(data, network_store):
+def test_forecast_and_evaluate_never_import_tensorflow(data, network_store):
     code = (
         "import sys; from pathlib import Path; from aqi.forecast import forecast_stations;"
         f"own, _ = forecast_stations(Path({str(data)!r}), 'all');"
         f"net, _ = forecast_stations(Path({str(network_store)!r}), 'all');"
         "assert [r['model']['kind'] for r in own + net] == ['station'] * 2 + ['network'] * 3;"
         "assert {r['model']['runtime'] for r in own + net} == {'litert'};"
+        "from typer.testing import CliRunner; from aqi.cli import app;"
+        f"args = ['--data-dir', {str(data)!r}, 'evaluate', '--station', 'Synth', '-q'];"
+        "r = CliRunner().invoke(app, args);"
+        "assert r.exit_code == 0, r.output;"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
