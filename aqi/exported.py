@@ -17,7 +17,7 @@ from aqi.cpus import budget
 from aqi.tfboot import quiet_stderr
 
 LITE_FILE = "model.tflite"
-PROBE = 64  # windows the export is checked on: the same outputs as Keras, or the save fails
+PROBE = 64  # windows the export is checked on: the same outputs as Keras, or it is not kept
 TOLERANCE = 1e-5  # of the outputs' scale (1 + their largest |value|): float32 reordering only
 
 
