@@ -208,8 +208,8 @@ class NetworkConfig:
     stations: int = 0  # rows of the station embedding besides 'unknown'; 0 = a one-station model
     neighbours: int = 3  # other stations' PM2.5 series as inputs
     # how they are chosen: most correlated on the train split; "coordinates" = nearest by
-    # great-circle distance; "auto" = by distance when every station has coordinates. Correlation
-    # won on both folds of Beijing with its real coordinates (two-fold val MAE 34.74 vs 34.87, README)
+    # great-circle distance; "auto" = by distance when every station has coordinates. On Beijing with
+    # its real coordinates the two tie within 0.16 µg/m³ on two folds and both standards (README)
     neighbours_by: str = "correlation"
     network_mean: bool = True  # the mean PM2.5 of every other station as an input
     days: int = 6  # daily means of the station's own PM2.5, 1..days days before each input hour
