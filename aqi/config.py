@@ -182,6 +182,9 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | exponential | constant
     clipnorm: float | None = 1.0  # global gradient-norm clip; None disables
     weight_decay: float = 1e-4  # adamw only
+    # momentum of an exponential moving average of the weights (per step); 0 = off. With it each
+    # epoch ends on the averaged weights, which validation scores and training continues from
+    ema: float = 0.0
     patience: int = 3  # epochs without validation-loss improvement before stopping
     restore_best: bool = True  # end with the weights of the best validation epoch
     seed: int = 0  # weights, shuffling and dropout; deterministic on CPU

@@ -87,6 +87,8 @@ def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Opt
         "constant": lambda: t.lr,
     }[t.schedule]()
     kw = {"learning_rate": lr, "global_clipnorm": t.clipnorm}
+    if t.ema > 0:
+        kw |= {"use_ema": True, "ema_momentum": t.ema}
     return {
         "adam": lambda: keras.optimizers.Adam(**kw),
         "adamw": lambda: keras.optimizers.AdamW(weight_decay=t.weight_decay, **kw),
@@ -219,6 +221,8 @@ def fit(
             hist.step_losses.append(loss)
             bar and bar.step(loss)
         busy += time.perf_counter() - started
+        # the epoch ends on the weights' moving average (a no-op without `ema`)
+        loop.optimizer.finalize_variable_values(loop.model.trainable_variables)
         for batch in val_ds:
             loop.test_step(batch)
         hist.train_loss.append(float(loop.train_loss.result()))

@@ -1,10 +1,11 @@
 """Two-fold selection of the network model's settings: each variant trained on two chronological
 folds and scored on each fold's validation half-year, so that one volatile winter does not choose.
 
-Usage: select_network.py STORE_DIR OUT_DIR NAME=JSON...
+Usage: select_network.py STORE_DIR OUT_DIR [--folds=summer] NAME=JSON...
   fold "winter": the default split (train <= 2015-08-31, validation 2015-09..2016-02);
   fold "summer": train <= 2015-02-28, validation 2015-03..2015-08 (Beijing's dates). Each variant
   is `config.network_defaults()` with the JSON fields set, trained into OUT_DIR/NAME-FOLD/.
+`--folds=` names the folds to run (comma list; both by default): a screening pass on one fold.
 Prints per variant and fold the network's validation MAE (µg/m³) at 1, 3, 6, 12, 24 h and mean,
 and its published level's accuracy, with persistence on the same pairs; then the two folds' mean.
 """
@@ -71,9 +72,14 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3:
         raise SystemExit(__doc__)
     store, out = Path(argv[0]), Path(argv[1])
-    for name, fields in variants(argv[2:]).items():
+    chosen = [a.partition("=")[2] for a in argv[2:] if a.startswith("--folds=")]
+    names = chosen[0].split(",") if chosen else list(FOLDS)
+    if set(names) - set(FOLDS):
+        raise SystemExit(f"select_network: --folds={chosen[0]}: choose among {', '.join(FOLDS)}")
+    for name, fields in variants([a for a in argv[2:] if not a.startswith("--folds=")]).items():
         folds = []
-        for fold, dates in FOLDS.items():
+        for fold in names:
+            dates = FOLDS[fold]
             d = variant(store, out / f"{name}-{fold}", fields | dates)
             per = [score(d, st) for st in covered(load_network(d))]
             for m in ("network", "persistence"):

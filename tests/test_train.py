@@ -52,6 +52,32 @@ def test_custom_loop_matches_model_fit(optimizer):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("m", [0.0, 0.7])
+def test_ema_ends_each_epoch_on_the_moving_average_of_the_steps_weights(m):
+    """With `ema` m the epoch's weights are avg_k = m·avg_(k-1) + (1 - m)·w_k over the weights w_k
+    after each step (avg_1 = w_1), not the last step's; without it, the last step's."""
+    x, y = problem()
+    cfg = array_config(epochs=1, ema=m)
+    model, _ = two_models(cfg)
+    loop = Loop(model, make_optimizer(cfg.train, 5), LevelLoss(), tf.distribute.get_strategy())
+    seen = []
+
+    class Record:  # a progress bar that keeps the weights after every step
+        step = staticmethod(lambda loss: seen.append(model.get_weights()))
+        epoch = staticmethod(lambda e, h: None)
+
+    ds = dataset(x, y, 16, False, 0)
+    fit(loop, ds, ds, cfg.train, len(x), bar=Record())
+    avg = seen[0]
+    for w in seen[1:]:
+        avg = [m * a + (1 - m) * b for a, b in zip(avg, w, strict=True)]
+    assert len(seen) == 5
+    for got, want, last in zip(model.get_weights(), avg, seen[-1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        if m and got.ndim == 2:
+            assert np.abs(got - last).max() > 1e-4
+
+
 STRATEGY_PARITY = textwrap.dedent("""
     import json, sys
     import numpy as np
