@@ -42,6 +42,7 @@ def validate(cfg: Config) -> Config:
         ("--stale-limit", w.stale_limit, w.stale_limit >= 0),
         ("--gap-share", cfg.train.gap_share, 0 <= cfg.train.gap_share <= 1),
         ("--hidden", m.hidden, m.hidden >= 1),
+        ("--level-hidden", m.level_hidden, m.level_hidden >= 0),
         ("--layers", m.layers, m.layers >= 1),
         ("--members", m.members, m.members >= 1),
         ("--dropout", m.dropout, 0 <= m.dropout < 1),
@@ -82,7 +83,9 @@ def n_params(cfg: Config, n_features: int, n_edges: int = 6) -> int:
         body = 3 * (n_features + m.hidden) * m.hidden + 3 * 2 * m.hidden**2 * (m.layers - 1)
     else:
         body = w.lookback * n_features * m.hidden + m.hidden**2 * (m.layers - 1)
-    return body + m.hidden * w.horizon * per_h
+    tower = m.level_hidden if m.head == "level" else 0  # the level head's own MLP
+    tower_params = (w.lookback * n_features + tower * (m.layers - 1)) * tower
+    return body + tower_params + (m.hidden + tower) * w.horizon * per_h
 
 
 def physical_memory() -> int:

@@ -128,6 +128,8 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         edges = get_standard(cfg.loss.standard).edges
         small = keras.initializers.RandomNormal(stddev=1e-3)
         body = ops.stop_gradient(h) if m.detach_level else h
+        if m.level_hidden:  # (batch, hidden + level_hidden)
+            body = layers.Concatenate()([body, _mlp_body(feats, m, emb, "level_", m.level_hidden)])
         raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(body)
         p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)
@@ -193,11 +195,11 @@ def _station_heads(h, index, cfg: Config):
     return h, _rows(cfg, cfg.window.horizon, "station_offset", index, "zeros")
 
 
-def _mlp_body(x, m, emb=None):
+def _mlp_body(x, m, emb=None, prefix: str = "", hidden: int | None = None):
     h = layers.Flatten()(x)
     h = layers.Concatenate()([h, emb]) if emb is not None else h
     for i in range(m.layers):
-        h = layers.Dense(m.hidden, activation="gelu", name=f"dense_{i}")(h)
+        h = layers.Dense(hidden or m.hidden, activation="gelu", name=f"{prefix}dense_{i}")(h)
         h = layers.Dropout(m.dropout)(h) if m.dropout else h
     return h
 

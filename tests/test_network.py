@@ -160,6 +160,27 @@ def test_a_detached_level_head_leaves_the_body_to_the_point_forecast():
     assert grads[True] == 0.0 and grads[False] > 0.0
 
 
+def test_the_level_tower_is_trained_by_the_exceedances_alone():
+    """level_hidden: a detached level head reads its own MLP beside the body; the exceedance outputs
+    reach the tower and not the body, and the point forecast does not reach the tower."""
+    import tensorflow as tf
+    from conftest import tiny_config
+
+    from aqi.model import build_model
+
+    x = tf.random.normal((8, 24, 5), seed=0)
+    cfg = tiny_config().replace(model={"head": "level", "detach_level": True, "level_hidden": 4})
+    model = build_model(cfg, 5, (40.0, 30.0))
+    body, tower = (model.get_layer(n).kernel for n in ("dense_0", "level_dense_0"))
+    assert tower.shape[-1] == 4
+    with tf.GradientTape(persistent=True) as tape:
+        out = model(x)
+        level, point = tf.reduce_sum(out[..., 1:]), tf.reduce_sum(out[..., 0])
+    size = lambda g: 0.0 if g is None else float(tf.reduce_sum(tf.abs(g)))  # noqa: E731
+    assert size(tape.gradient(level, body)) == 0.0 and size(tape.gradient(level, tower)) > 0.0
+    assert size(tape.gradient(point, tower)) == 0.0 and size(tape.gradient(point, body)) > 0.0
+
+
 def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_path):
     """One epoch of the tf.data stream: each station's train windows exactly once (by target rows
     and window sums), shuffled across stations, the scaled inputs equal to the station's own."""
