@@ -90,10 +90,15 @@ def _frames(data_dir: Path, names: list[str], since):
     return frames | {st: no_rows() for st in bad}, bad
 
 
+# days of history a network forecast reads at least, as when its inputs held a week of daily
+# means: which stations with an outage get a forecast must not depend on the model's inputs
+READ_DAYS = 6
+
+
 def _history_start(tm, end: pd.Timestamp) -> pd.Timestamp:
     """The first hour a network forecast issued at `end` reads (UTC): its window, the hours an
     outage may carry a value over and the week of daily means before them."""
-    w, days = tm.config.window, tm.config.network.days
+    w, days = tm.config.window, max(tm.config.network.days, READ_DAYS)
     return end.tz_convert("UTC") - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.stale_limit)
 
 
