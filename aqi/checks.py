@@ -60,6 +60,7 @@ def validate(cfg: Config) -> Config:
         ("--patience", t.patience, t.patience >= 0),
         ("--clipnorm", t.clipnorm, t.clipnorm is None or t.clipnorm > 0),
         ("--finetune-lbfgs", t.finetune_lbfgs, t.finetune_lbfgs >= 0),
+        ("--level-epochs", t.level_epochs, t.level_epochs >= 0),
         ("--ema", t.ema, 0 <= t.ema < 1),
         ("--quantiles", m.quantiles, _quantiles_ok(m.quantiles)),
     ]

@@ -1,6 +1,5 @@
 """`aqi` command line: thin wiring. Each command calls one library function; AqiError → one line, exit 2.
-Library modules are imported inside the commands: `aqi --help`, `ingest`, `stations` never import TF.
-"""
+Library modules are imported inside the commands: `aqi --help`, `ingest`, `stations` never import TF."""
 
 from __future__ import annotations
 
@@ -201,6 +200,7 @@ def train(
     head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
     level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
     level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,
+    level_epochs: Annotated[int | None, Opt(help="Refit epochs of a detached level head.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,

@@ -33,6 +33,7 @@ from aqi.term import console
 from aqi.trained import as_prediction, publish
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
+HISTORY = ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs", "level_refit")
 EPOCH_SEEDS = 10_007  # member k's epoch e shuffles with seed (seed + k) * EPOCH_SEEDS + e
 
 
@@ -104,6 +105,8 @@ class Job:
         with self.strategy.scope():
             model = self.start or build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
         hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
+        if t.level_epochs and self.cfg.model.head == "level" and self.cfg.model.detach_level:
+            hist.level_refit = self._refit_level(model, k)
         if t.optimizer == "lbfgs" or t.finetune_lbfgs:
             hist.lbfgs = self._lbfgs(model, loss, k)
         return model, hist
@@ -145,6 +148,43 @@ class Job:
         ckpt.done.assign(True)
         manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
         return hist
+
+    def _refit_level(self, model, k: int) -> dict:
+        """More epochs of the level head alone, the body frozen (its features do not change, so
+        neither does the point forecast); kept only while the validation loss falls."""
+        t = self.cfg.train
+        t = dataclasses.replace(t, epochs=t.level_epochs, patience=0, ema=0.0)
+        frozen = [layer for layer in model.layers if not layer.name.startswith("level_")]
+        for layer in frozen:
+            layer.trainable = False
+        try:
+            with self.strategy.scope():
+                loop = Loop(model, make_optimizer(t, self.steps), self.loss(), self.strategy)
+                best = Best(model)
+            best.loss.assign(self._val_loss(model, self.loss()))  # the head as the body left it
+            seed = (self.cfg.train.seed + k) * EPOCH_SEEDS + self.cfg.train.epochs
+
+            def train_ds(epoch: int):
+                return distribute(self.strategy, self.data.train_ds(t.batch_size, seed + epoch))
+
+            with Bar(self.steps, t.epochs, self.opts.quiet, f"level head {k + 1} ") as bar:
+                n, score = self.data.n_train, self.score_published
+                h = fit(loop, train_ds, self.val_ds, t, n, 0, None, bar, score, best)
+            if h.best_epoch < 0:  # no epoch improved on the head as it was
+                model.set_weights([v.numpy() for v in best.weights])
+        finally:
+            for layer in frozen:
+                layer.trainable = True
+        return {"val_loss": h.val_loss, "val_level_acc": h.val_level_acc, "best_epoch": h.best_epoch + 1}
+
+    def score_published(self, model) -> tuple[float, float]:
+        """Validation (MAE µg/m³, accuracy of the decided level), every pair pooled."""
+        pred = as_prediction(self.data.val_raw(model), self.cfg.model, self.std)
+        y = self.data.val_targets()[0]
+        ok = np.isfinite(y)
+        decided = publish(pred, self.std, 1.0)[0]
+        mae = float(np.abs(y - pred.point)[ok].mean())
+        return mae, float((decided[ok] == level(y[ok], self.std)).mean())
 
     def _lbfgs(self, model, loss, k: int) -> dict:
         """Full-batch L-BFGS-B on up to lbfgs_max_samples train windows; kept only if the
@@ -225,10 +265,7 @@ def _info(job: Job, hists: list[History], model, device: str, seconds: float) ->
     y, pers = job.data.val_targets()
     return {
         **job.data.describe(),
-        "history": [
-            {k: getattr(h, k) for k in ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs")}
-            for h in hists
-        ],  # one entry per ensemble member
+        "history": [{k: getattr(h, k) for k in HISTORY} for h in hists],  # one per member
         "best_epoch": [h.best_epoch + 1 for h in hists],
         "epochs_run": [len(h.train_loss) for h in hists],
         "validation": {

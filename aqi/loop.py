@@ -38,6 +38,7 @@ class History:
     best_epoch: int = -1
     samples_per_s: float = 0.0
     lbfgs: dict | None = None  # L-BFGS-B fine-tuning summary, when run
+    level_refit: dict | None = None  # the level head's refit on the frozen body, when run
 
 
 class Bar:

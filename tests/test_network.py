@@ -252,3 +252,36 @@ def test_a_new_station_is_bound_on_the_days_before_the_split_else_its_first_days
     assert _cold_days(tm, net, "D") == (starts["D"] - hour, starts["D"] - hour + 30 * day)
     with pytest.raises(AqiError, match="under 168 hours of PM2.5 in the 30 days from"):
         _cold_days(tm, net, "E")
+
+
+def test_the_level_refit_trains_the_level_head_alone(network_store, tmp_path):
+    """level_epochs: the same seed with and without the refit gives the same body and point head
+    (the point forecast cannot move) and another level head, kept only while validation loss
+    falls: its best loss is below the loss the head had before."""
+    import shutil
+
+    from aqi.config import network_defaults
+    from aqi.job import RunOptions
+    from aqi.train_network import train_network
+    from aqi.trained import load_from
+
+    base = network_defaults().replace(
+        window={"horizon": 6, **NETWORK_DATES},
+        model={"members": 1, "hidden": 8, "layers": 1},
+        train={"epochs": 1, "batch_size": 64, "device": "cpu"},
+    )
+    weights, metas = {}, {}
+    for n in (0, 2):
+        d = tmp_path / str(n)
+        shutil.copytree(network_store / "store", d / "store")
+        cfg = base.replace(train={"level_epochs": n})
+        metas[n] = train_network(d, ["A", "B", "C"], cfg, RunOptions(quiet=True, echo=lambda s: None))
+        model = load_from(d / "models" / "_network", "_network").keras_model()
+        weights[n] = {w.path: w.numpy() for w in model.weights}
+    level = [k for k in weights[0] if "level_" in k]
+    assert level and len(level) < len(weights[0])
+    for k in weights[0]:
+        same = np.array_equal(weights[0][k], weights[2][k])
+        assert same == (k not in level), k
+    refit = metas[2]["history"][0]["level_refit"]
+    assert refit["best_epoch"] >= 1 and min(refit["val_loss"]) < metas[0]["history"][0]["val_loss"][0]
