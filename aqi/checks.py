@@ -72,6 +72,14 @@ def validate(cfg: Config) -> Config:
         if value not in CHOICES[name]:
             option = "--" + name.replace("_", "-")
             raise AqiError(f"{option} {value!r}: use one of {', '.join(CHOICES[name])}")
+    return _together(cfg)
+
+
+def _together(cfg: Config) -> Config:
+    """Options that are in range alone and not together."""
+    t, m = cfg.train, cfg.model
+    if t.level_epochs and not (m.head == "level" and m.detach_level):
+        raise AqiError(f"--level-epochs {t.level_epochs}: needs a detached level head (network models)")
     return cfg
 
 

@@ -25,6 +25,8 @@ runner = CliRunner()
         (["--station", "X/../../outside"], "--station: invalid station name"),
         (["--station", "Synth", "--miss-cost", "inf"], "--miss-cost inf: out of range"),
         (["--station", "Synth", "--level-ramp", "0"], "--level-ramp 0.0: out of range"),
+        (["--station", "Synth", "--level-epochs", "-1"], "--level-epochs -1: out of range"),
+        (["--station", "Synth", "--level-epochs", "2"], "--level-epochs 2: needs a detached level"),
         (["--station", "Synth", "--threads", "0"], "--threads 0: must be >= 1"),
     ],
 )
