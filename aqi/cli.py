@@ -200,6 +200,7 @@ def train(
     head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
     level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
     level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,
+    level_hidden: Annotated[int | None, Opt(help="Units of the level head's own tower.")] = None,
     level_epochs: Annotated[int | None, Opt(help="Refit epochs of a detached level head.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
@@ -285,10 +286,9 @@ def forecast(
         raise AqiError(f"--format {fmt!r}: use table, csv or json")
     station = one_or_all(station, shard)
     from aqi.forecast import forecast_stations
-
-    results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
     from aqi.forecast_view import forecast_output
 
+    results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
     forecast_output(results, fmt, output, typer.echo)
     for line in failed:
         typer.echo(f"error: {line}", err=True)

@@ -187,6 +187,7 @@ NETWORK_DATES = {
 }
 NETWORK_TINY = [
     *("--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--batch-size", "64"),
+    *("--level-hidden", "4"),
     *("--horizon", "6", "--device", "cpu"),
     *(x for k, v in NETWORK_DATES.items() for x in (f"--{k.replace('_', '-')}", v)),
 ]

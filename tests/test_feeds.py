@@ -188,7 +188,8 @@ def test_real_airnow_hourly_job_network_and_forecast_all(tmp_path):
     rows = load_manifest(d)["stations"]
     assert len(rows) == 2296 and sum(e["rows"] for e in rows.values()) == 461_414
     dates = ["--train-end", "2024-04-13T23:00+00:00", "--val-end", "2024-04-15T11:00+00:00"]
-    tiny = ["--epochs", "1", "--members", "1", "--hidden", "8", "--layers", "1", "--device", "cpu"]
+    tiny = ["--epochs", "1", "--members", "1", "--hidden", "8", "--level-hidden", "4", "--layers", "1"]
+    tiny += ["--device", "cpu"]
     r = run(app, ["--data-dir", str(d), "train", "--station", "all", *dates, *tiny])
     assert r.exit_code == 0, r.output
     assert "network model of 1416 stations" in r.output

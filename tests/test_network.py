@@ -267,7 +267,7 @@ def test_the_level_refit_trains_the_level_head_alone(network_store, tmp_path):
 
     base = network_defaults().replace(
         window={"horizon": 6, **NETWORK_DATES},
-        model={"members": 1, "hidden": 8, "layers": 1},
+        model={"members": 1, "hidden": 8, "layers": 1, "level_hidden": 4},
         train={"epochs": 1, "batch_size": 64, "device": "cpu"},
     )
     weights, metas = {}, {}
