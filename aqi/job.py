@@ -132,11 +132,7 @@ class Job:
         start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
         if bool(ckpt.done.numpy()):  # finished before the interruption: its best weights stand
             return History(best_epoch=int(best.epoch.numpy()))
-        seed = (t.seed + k) * EPOCH_SEEDS
-
-        def train_ds(epoch: int):  # each epoch its own order, the same in a resumed run
-            return distribute(self.strategy, self.data.train_ds(t.batch_size, seed + epoch))
-
+        train_ds = self._epochs((t.seed + k) * EPOCH_SEEDS, t.batch_size)
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
         on_epoch = self._on_epoch(ckpt, manager, k, loss)
         loss.anneal(self._tau_factor(start))
@@ -148,6 +144,10 @@ class Job:
         ckpt.done.assign(True)
         manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
         return hist
+
+    def _epochs(self, seed: int, batch: int):
+        """`train_ds(epoch)` for `fit`: each epoch its own order, the same in a resumed run."""
+        return lambda epoch: distribute(self.strategy, self.data.train_ds(batch, seed + epoch))
 
     def _refit_level(self, model, k: int) -> dict:
         """More epochs of the level head alone, the body frozen (its features do not change, so
@@ -163,10 +163,7 @@ class Job:
                 best = Best(model)
             best.loss.assign(self._val_loss(model, self.loss()))  # the head as the body left it
             seed = (self.cfg.train.seed + k) * EPOCH_SEEDS + self.cfg.train.epochs
-
-            def train_ds(epoch: int):
-                return distribute(self.strategy, self.data.train_ds(t.batch_size, seed + epoch))
-
+            train_ds = self._epochs(seed, t.batch_size)
             with Bar(self.steps, t.epochs, self.opts.quiet, f"level head {k + 1} ") as bar:
                 n, score = self.data.n_train, self.score_published
                 h = fit(loop, train_ds, self.val_ds, t, n, 0, None, bar, score, best)
