@@ -1,0 +1,86 @@
+"""Issue 16's figures for the network model: its published level against the level of its own point
+forecast, the level of an alpha = 0 (pure MAE) network model's point forecast and persistence, per
+horizon, on the same (origin, horizon) pairs; with both models' MAE.
+
+Usage: levels_network.py DATA_DIR ALPHA0_DIR SPLIT [OUT.json]
+  DATA_DIR and ALPHA0_DIR are data folders holding models/_network, trained with the same standard
+  and split dates (`aqi train --station all [--alpha 0]`). SPLIT is val or test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from compare_network import HORIZONS, published_level
+
+from aqi import metrics
+from aqi.levels import level
+from aqi.resolve import covered, load, load_network
+from aqi.store import read_station
+
+
+def score_station(data_dir: Path, a0_dir: Path, st: str, split: str) -> dict:
+    df = read_station(data_dir, st)
+    net, a0 = load(data_dir, st), load(a0_dir, st)
+    wn, wa = net.windows(df).part(split), a0.windows(df).part(split)
+    common = wn.origin.intersection(wa.origin)
+    i_n, i_a = wn.origin.get_indexer(common), wa.origin.get_indexer(common)
+    y, std = wn.y[i_n], net.standard
+    pn, pa, pers = net.predict(wn.x[i_n]), a0.predict(wa.x[i_a]), wn.persistence()[i_n]
+    rows = {
+        "published": (pn.point, published_level(net, pn)),
+        "point_level": (pn.point, level(pn.point, std)),
+        "alpha0": (pa.point, level(pa.point, std)),
+        "persistence": (pers, level(pers, std)),
+    }
+    return {
+        k: {
+            "mae": metrics.per_horizon(y, p, std)["mae"],
+            "level_accuracy": metrics.per_horizon_levels(y, lv, std)["level_accuracy"],
+        }
+        for k, (p, lv) in rows.items()
+    }
+
+
+def main(argv: list[str]) -> None:
+    data_dir, a0_dir, split = Path(argv[0]), Path(argv[1]), argv[2]
+    network = load_network(data_dir)
+    names = covered(network)
+    per = {st: score_station(data_dir, a0_dir, st, split) for st in names}
+    mean = {
+        m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
+        for m in per[names[0]]
+    }
+    print(f"{split}, mean over {len(names)} stations, standard {network.standard.key}")
+    print("metric          row           " + "".join(f"{h:>8}h" for h in HORIZONS) + "     mean")
+    for k in ("level_accuracy", "mae"):
+        for m, v in mean.items():
+            if k == "mae" and m == "point_level":
+                continue  # the same forecast as "published"
+            cells = "".join(f"{v[k][h - 1]:9.3f}" for h in HORIZONS)
+            print(f"{k:15} {m:12} {cells} {np.mean(v[k]):8.3f}")
+    print(verdict(mean))
+    if len(argv) > 3:
+        Path(argv[3]).write_text(json.dumps({"split": split, "mean": mean, "stations": per}, indent=1))
+
+
+def verdict(mean: dict) -> str:
+    """Issue 16's tests in one line: published level vs persistence and vs alpha 0; MAE vs alpha 0."""
+    pub = np.array(mean["published"]["level_accuracy"])
+    pers = np.array(mean["persistence"]["level_accuracy"])
+    a0 = np.array(mean["alpha0"]["level_accuracy"])
+    margin = 100 * (pub - pers)
+    mae = np.mean(mean["published"]["mae"]) / np.mean(mean["alpha0"]["mae"]) - 1
+    return (
+        f"published above persistence at {int((margin > 0).sum())}/24 horizons (smallest margin "
+        f"{margin.min():+.1f} points at {int(margin.argmin()) + 1} h); vs alpha 0 "
+        f"{100 * (pub.mean() - a0.mean()):+.1f} points mean; 24 h vs persistence "
+        f"{margin[-1]:+.1f} points; MAE vs alpha 0 {100 * mae:+.1f} %"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
