@@ -80,6 +80,8 @@ def _together(cfg: Config) -> Config:
     t, m = cfg.train, cfg.model
     if t.level_epochs and not (m.head == "level" and m.detach_level):
         raise AqiError(f"--level-epochs {t.level_epochs}: needs a detached level head (network models)")
+    if cfg.network.level_days and not (cfg.network.days and m.head == "level" and m.level_hidden):
+        raise AqiError("network.level_days: needs network.days > 0 and --level-hidden > 0")
     return cfg
 
 

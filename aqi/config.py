@@ -225,6 +225,8 @@ class NetworkConfig:
     # daily means of the station's own PM2.5, 1..days days before each input hour. 0: with 6, five
     # networks each, mean validation MAE of the two folds was 34.59 vs 34.45 µg/m³ without (README)
     days: int = 0
+    # the daily means feed the level head's own tower only, not the body (nor the point forecast)
+    level_days: bool = False
     embed: int = 8  # width of the station embedding
     station_heads: bool = False  # per-station FiLM + offsets: within noise on validation (README)
     station_dropout: float = 0.1  # share of training windows shown as 'unknown' (cold start)

@@ -118,6 +118,9 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         feats, index = x[..., :-3], _station(x, cfg)
         scaling = (x[:, -1, -3:-2], x[:, -1, -2:-1])  # (batch, 1) each, µg/m³
     emb = None if index is None else _rows(cfg, cfg.network.embed, "station_embedding", index)
+    tower_feats = feats
+    if cfg.network.level_days and cfg.network.days:  # `log_day*` are the last extra columns
+        feats = feats[..., : -cfg.network.days]
     h = _mlp_body(feats, m, emb) if m.arch == "mlp" else _gru_body(feats, m, emb)
     if index is not None and cfg.network.station_heads:
         h, offset = _station_heads(h, index, cfg)
@@ -129,7 +132,7 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         small = keras.initializers.RandomNormal(stddev=1e-3)
         body = ops.stop_gradient(h) if m.detach_level else h
         if m.level_hidden:  # (batch, hidden + level_hidden)
-            body = layers.Concatenate()([body, _mlp_body(feats, m, emb, "level_", m.level_hidden)])
+            body = layers.Concatenate()([body, _mlp_body(tower_feats, m, emb, "level_", m.level_hidden)])
         raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(body)
         p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)

@@ -181,6 +181,32 @@ def test_the_level_tower_is_trained_by_the_exceedances_alone():
     assert size(tape.gradient(point, tower)) == 0.0 and size(tape.gradient(point, body)) > 0.0
 
 
+def test_level_days_feed_the_level_tower_and_not_the_point_forecast():
+    """network.level_days: the daily-mean columns (`log_day*`, just before the station columns) move
+    the exceedance probabilities and leave the point forecast exactly as it was."""
+    import tensorflow as tf
+    from conftest import tiny_config
+
+    from aqi.model import build_model
+
+    cfg = tiny_config().replace(
+        model={"head": "level", "detach_level": True, "level_hidden": 4},
+        network={"stations": 2, "days": 2, "level_days": True},
+    )
+    model = build_model(cfg, 9, (40.0, 30.0))  # 4 features, 2 daily means, 3 station columns
+    x = np.random.default_rng(0).normal(size=(8, 24, 9)).astype("float32")
+    x[..., -3:] = (40.0, 30.0, 1.0)
+    moved = x.copy()
+    moved[..., -5:-3] += 3.0
+    a, b = (model(tf.constant(v), training=False).numpy() for v in (x, moved))
+    np.testing.assert_array_equal(a[..., 0], b[..., 0])
+    assert np.abs(a[..., 1:] - b[..., 1:]).max() > 1e-4
+    from aqi.checks import validate
+
+    with pytest.raises(AqiError, match="network.level_days: needs network.days > 0"):
+        validate(cfg.replace(network={"days": 0}))
+
+
 def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_path):
     """One epoch of the tf.data stream: each station's train windows exactly once (by target rows
     and window sums), shuffled across stations, the scaled inputs equal to the station's own."""
