@@ -225,7 +225,8 @@ class NetworkConfig:
     # daily means of the station's own PM2.5, 1..days days before each input hour. 0: with 6, five
     # networks each, mean validation MAE of the two folds was 34.59 vs 34.45 µg/m³ without (README)
     days: int = 0
-    # the daily means feed the level head's own tower only, not the body (nor the point forecast)
+    # the daily means feed the level head's own tower only, not the body (nor the point forecast).
+    # Off: China winter fold, published level accuracy 0.552 vs 0.556 without (README)
     level_days: bool = False
     embed: int = 8  # width of the station embedding
     station_heads: bool = False  # per-station FiLM + offsets: within noise on validation (README)

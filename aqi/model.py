@@ -119,7 +119,7 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         scaling = (x[:, -1, -3:-2], x[:, -1, -2:-1])  # (batch, 1) each, µg/m³
     emb = None if index is None else _rows(cfg, cfg.network.embed, "station_embedding", index)
     tower_feats = feats
-    if cfg.network.level_days and cfg.network.days:  # `log_day*` are the last extra columns
+    if cfg.network.stations and cfg.network.level_days and cfg.network.days:  # `log_day*` last
         feats = feats[..., : -cfg.network.days]
     h = _mlp_body(feats, m, emb) if m.arch == "mlp" else _gru_body(feats, m, emb)
     if index is not None and cfg.network.station_heads:

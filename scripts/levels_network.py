@@ -46,6 +46,8 @@ def score_station(data_dir: Path, a0_dir: Path, st: str, split: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if len(argv) < 3 or argv[2] not in ("val", "test"):
+        raise SystemExit(__doc__)
     data_dir, a0_dir, split = Path(argv[0]), Path(argv[1]), argv[2]
     network = load_network(data_dir)
     names = covered(network)
