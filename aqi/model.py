@@ -132,7 +132,8 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         small = keras.initializers.RandomNormal(stddev=1e-3)
         body = ops.stop_gradient(h) if m.detach_level else h
         if m.level_hidden:  # (batch, hidden + level_hidden)
-            body = layers.Concatenate()([body, _mlp_body(tower_feats, m, emb, "level_", m.level_hidden)])
+            tower = _mlp_body(tower_feats, m, emb, "level_", m.level_hidden, m.level_dropout)
+            body = layers.Concatenate()([body, tower])
         raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(body)
         p = Exceedance(edges, name="exceedance")(point, raw)
         out = ops.concatenate([point[..., None], p], axis=-1)
@@ -198,12 +199,13 @@ def _station_heads(h, index, cfg: Config):
     return h, _rows(cfg, cfg.window.horizon, "station_offset", index, "zeros")
 
 
-def _mlp_body(x, m, emb=None, prefix: str = "", hidden: int | None = None):
+def _mlp_body(x, m, emb=None, prefix: str = "", hidden: int | None = None, dropout: float = -1.0):
+    rate = m.dropout if dropout < 0 else dropout
     h = layers.Flatten()(x)
     h = layers.Concatenate()([h, emb]) if emb is not None else h
     for i in range(m.layers):
         h = layers.Dense(hidden or m.hidden, activation="gelu", name=f"{prefix}dense_{i}")(h)
-        h = layers.Dropout(m.dropout)(h) if m.dropout else h
+        h = layers.Dropout(rate)(h) if rate else h
     return h
 
 

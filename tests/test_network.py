@@ -181,6 +181,24 @@ def test_the_level_tower_is_trained_by_the_exceedances_alone():
     assert size(tape.gradient(point, tower)) == 0.0 and size(tape.gradient(point, body)) > 0.0
 
 
+def test_the_level_tower_has_its_own_dropout():
+    """model.level_dropout sets the tower's dropout; negative keeps the body's."""
+    from conftest import tiny_config
+
+    from aqi.model import build_model
+
+    rates = {}
+    for tower in (-1.0, 0.1):
+        cfg = tiny_config().replace(
+            model={"head": "level", "detach_level": True, "level_hidden": 4, "dropout": 0.5,
+                   "level_dropout": tower}
+        )  # fmt: skip
+        model = build_model(cfg, 5, (40.0, 30.0))
+        rates[tower] = sorted(layer.rate for layer in model.layers if layer.name.startswith("dropout"))
+    assert rates[-1.0] == [0.5] * len(rates[-1.0]) and len(rates[-1.0]) >= 2
+    assert 0.1 in rates[0.1] and 0.5 in rates[0.1]
+
+
 def test_level_days_feed_the_level_tower_and_not_the_point_forecast():
     """network.level_days: the daily-mean columns (`log_day*`, just before the station columns) move
     the exceedance probabilities and leave the point forecast exactly as it was."""
