@@ -55,6 +55,26 @@ def scores(y, point, levels, std) -> dict:
     }
 
 
+def mean_over(per: dict[str, dict]) -> dict:
+    """{method: {metric: per-horizon mean over the stations}} of {station: {method: {metric: ...}}}."""
+    names = list(per)
+    return {
+        m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
+        for m in per[names[0]]
+    }
+
+
+def print_table(mean: dict, metrics_: tuple[str, ...], skip: tuple = ()) -> None:
+    """One line per (metric, method) at HORIZONS and the mean over all horizons; `skip` (metric,
+    method) pairs are left out."""
+    print("metric          method        " + "".join(f"{h:>8}h" for h in HORIZONS) + "     mean")
+    for k in metrics_:
+        for m, v in mean.items():
+            if (k, m) not in skip:
+                cells = "".join(f"{v[k][h - 1]:9.3f}" for h in HORIZONS)
+                print(f"{k:15} {m:12} {cells} {np.mean(v[k]):8.3f}")
+
+
 def main(argv: list[str]) -> None:
     data_dir, own_dir, split = Path(argv[0]), Path(argv[1]), argv[2]
     out_path = Path(argv[3]) if len(argv) > 3 and not argv[3].startswith("--") else None
@@ -63,16 +83,9 @@ def main(argv: list[str]) -> None:
     if "--stations" in argv:
         names = argv[argv.index("--stations") + 1].split(",")
     per = {st: score_station(data_dir, own_dir, st, split) for st in names}
-    mean = {
-        m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
-        for m in per[names[0]]
-    }
+    mean = mean_over(per)
     print(f"{split}, mean over {len(names)} stations, standard {network.standard.key}")
-    print("metric          method        " + "".join(f"{h:>8}h" for h in HORIZONS) + "     mean")
-    for k in ("mae", "level_accuracy"):
-        for m, v in mean.items():
-            cells = "".join(f"{v[k][h - 1]:9.3f}" for h in HORIZONS)
-            print(f"{k:15} {m:12} {cells} {np.mean(v[k]):8.3f}")
+    print_table(mean, ("mae", "level_accuracy"))
     net, own = mean["network"], mean["own"]
     wins = {
         "mae": int(sum(a < b for a, b in zip(net["mae"], own["mae"], strict=True))),

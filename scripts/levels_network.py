@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from compare_network import HORIZONS, published_level
+from compare_network import mean_over, print_table, published_level
 
 from aqi import metrics
 from aqi.levels import level
@@ -52,18 +52,10 @@ def main(argv: list[str]) -> None:
     network = load_network(data_dir)
     names = covered(network)
     per = {st: score_station(data_dir, a0_dir, st, split) for st in names}
-    mean = {
-        m: {k: np.mean([per[s][m][k] for s in names], axis=0).tolist() for k in per[names[0]][m]}
-        for m in per[names[0]]
-    }
+    mean = mean_over(per)
     print(f"{split}, mean over {len(names)} stations, standard {network.standard.key}")
-    print("metric          row           " + "".join(f"{h:>8}h" for h in HORIZONS) + "     mean")
-    for k in ("level_accuracy", "mae"):
-        for m, v in mean.items():
-            if k == "mae" and m == "point_level":
-                continue  # the same forecast as "published"
-            cells = "".join(f"{v[k][h - 1]:9.3f}" for h in HORIZONS)
-            print(f"{k:15} {m:12} {cells} {np.mean(v[k]):8.3f}")
+    # the point forecast's MAE is the published row's
+    print_table(mean, ("level_accuracy", "mae"), skip=(("mae", "point_level"),))
     print(verdict(mean))
     if len(argv) > 3:
         Path(argv[3]).write_text(json.dumps({"split": split, "mean": mean, "stations": per}, indent=1))
