@@ -46,6 +46,7 @@ def validate(cfg: Config) -> Config:
         ("--layers", m.layers, m.layers >= 1),
         ("--members", m.members, m.members >= 1),
         ("--dropout", m.dropout, 0 <= m.dropout < 1),
+        ("model.level_dropout", m.level_dropout, m.level_dropout < 1),  # negative: the body's
         ("--alpha", lo.alpha, 0 <= lo.alpha <= 1),
         ("--tau", lo.tau, lo.tau > 0),
         ("--tau-frac", lo.tau_frac, lo.tau_frac >= 0),

@@ -197,6 +197,10 @@ def test_the_level_tower_has_its_own_dropout():
         rates[tower] = sorted(layer.rate for layer in model.layers if layer.name.startswith("dropout"))
     assert rates[-1.0] == [0.5] * len(rates[-1.0]) and len(rates[-1.0]) >= 2
     assert 0.1 in rates[0.1] and 0.5 in rates[0.1]
+    from aqi.checks import validate
+
+    with pytest.raises(AqiError, match="model.level_dropout"):
+        validate(cfg.replace(model={"level_dropout": 1.0}))
 
 
 def test_level_days_feed_the_level_tower_and_not_the_point_forecast():
