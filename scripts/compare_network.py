@@ -30,16 +30,19 @@ def published_level(tm: TrainedModel, pred):
     return out[0] if out is not None else level(pred.point, tm.standard)
 
 
+def on_common_origins(df, a: TrainedModel, b: TrainedModel, split: str):
+    """(y, persistence, prediction of a, prediction of b) on the `split` origins both models have."""
+    wa, wb = a.windows(df).part(split), b.windows(df).part(split)
+    common = wa.origin.intersection(wb.origin)
+    ia, ib = wa.origin.get_indexer(common), wb.origin.get_indexer(common)
+    return wa.y[ia], wa.persistence()[ia], a.predict(wa.x[ia]), b.predict(wb.x[ib])
+
+
 def score_station(data_dir: Path, own_dir: Path, st: str, split: str) -> dict:
-    df = read_station(data_dir, st)
     own = load_from(own_dir / "models" / st, st)
     net = load(data_dir, st)  # its model in DATA_DIR (fine-tuned), else the network model
-    wo, wn = own.windows(df).part(split), net.windows(df).part(split)
-    common = wo.origin.intersection(wn.origin)
-    io, inet = wo.origin.get_indexer(common), wn.origin.get_indexer(common)
-    y, std = wo.y[io], own.standard
-    po, pn = own.predict(wo.x[io]), net.predict(wn.x[inet])
-    pers = wo.persistence()[io]
+    y, pers, po, pn = on_common_origins(read_station(data_dir, st), own, net, split)
+    std = own.standard
     return {
         "own": scores(y, po.point, published_level(own, po), std),
         "network": scores(y, pn.point, published_level(net, pn), std),

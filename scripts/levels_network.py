@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from compare_network import mean_over, print_table, published_level
+from compare_network import mean_over, on_common_origins, print_table, published_level
 
 from aqi import metrics
 from aqi.levels import level
@@ -23,13 +23,9 @@ from aqi.store import read_station
 
 
 def score_station(data_dir: Path, a0_dir: Path, st: str, split: str) -> dict:
-    df = read_station(data_dir, st)
     net, a0 = load(data_dir, st), load(a0_dir, st)
-    wn, wa = net.windows(df).part(split), a0.windows(df).part(split)
-    common = wn.origin.intersection(wa.origin)
-    i_n, i_a = wn.origin.get_indexer(common), wa.origin.get_indexer(common)
-    y, std = wn.y[i_n], net.standard
-    pn, pa, pers = net.predict(wn.x[i_n]), a0.predict(wa.x[i_a]), wn.persistence()[i_n]
+    y, pers, pn, pa = on_common_origins(read_station(data_dir, st), net, a0, split)
+    std = net.standard
     rows = {
         "published": (pn.point, published_level(net, pn)),
         "point_level": (pn.point, level(pn.point, std)),
