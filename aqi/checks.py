@@ -83,6 +83,8 @@ def _together(cfg: Config) -> Config:
         raise AqiError(f"--level-epochs {t.level_epochs}: needs a detached level head (network models)")
     if cfg.network.level_days and not (cfg.network.days and m.head == "level" and m.level_hidden):
         raise AqiError("network.level_days: needs network.days > 0 and --level-hidden > 0")
+    if m.level_anchor and m.head != "level":
+        raise AqiError(f"model.level_anchor: needs --head level (not {m.head!r})")
     return cfg
 
 

@@ -63,17 +63,26 @@ class Exceedance(layers.Layer):
 
     This is the soft level count made probabilistic: (tanh((c - b)/tau) + 1)/2 = σ(2(c - b)/tau), so
     Σ_i P(PM2.5 ≥ b_i) is the expected level, with a tau the network learns per hour ahead instead of
-    a fixed one. Inputs: ŷ (batch, H) µg/m³, raw (batch, (2 + E)·H)."""
+    a fixed one. Inputs: ŷ (batch, H) µg/m³, raw (batch, (2 + E)·H).
 
-    def __init__(self, breakpoints, **kw):
+    `anchored`: raw has H more columns, a gate g = σ(r - 2) per example and hour (≈ 0.12 at the
+    start), and the centre moves from log1p(ŷ) toward log1p(c_t), c_t (batch, 1) µg/m³ the PM2.5 at
+    the origin: loc = (1 - g)·log1p(ŷ) + g·log1p(c_t) + δ."""
+
+    def __init__(self, breakpoints, anchored: bool = False, **kw):
         super().__init__(**kw)
         self.breakpoints = [float(b) for b in breakpoints]
+        self.anchored = bool(anchored)
 
-    def call(self, point, raw):
+    def call(self, point, raw, origin=None):
         h, e = ops.shape(point)[-1], len(self.breakpoints)
         shift, spread = raw[:, :h], ops.softplus(raw[:, h : 2 * h] - 1.0) + 0.02  # s starts ≈ 0.33
-        free = ops.reshape(raw[:, 2 * h :], (-1, h, e))
-        loc = ops.log1p(ops.stop_gradient(point)) + shift  # the point stays an MAE-trained forecast
+        free = ops.reshape(raw[:, 2 * h : (2 + e) * h], (-1, h, e))
+        loc = ops.log1p(ops.stop_gradient(point))  # the point stays an MAE-trained forecast
+        if self.anchored:
+            gate = ops.sigmoid(raw[:, (2 + e) * h :] - 2.0)  # (batch, H)
+            loc = loc + gate * (ops.log1p(ops.relu(origin)) - loc)
+        loc = loc + shift
         b = ops.log1p(ops.convert_to_tensor(self.breakpoints))
         first = (loc - b[0]) / spread + free[..., 0]  # (batch, H)
         gap = (b[1:] - b[:-1]) / spread[..., None]  # (batch, H, E - 1) > 0: the log-logistic steps
@@ -82,7 +91,7 @@ class Exceedance(layers.Layer):
         return ops.sigmoid(logits)
 
     def get_config(self):
-        return super().get_config() | {"breakpoints": self.breakpoints}
+        return super().get_config() | {"breakpoints": self.breakpoints, "anchored": self.anchored}
 
 
 @keras.saving.register_keras_serializable(package="aqi")
@@ -134,8 +143,10 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         if m.level_hidden:  # (batch, hidden + level_hidden)
             tower = _mlp_body(tower_feats, m, emb, "level_", m.level_hidden, m.level_dropout)
             body = layers.Concatenate()([body, tower])
-        raw = layers.Dense((2 + len(edges)) * H, kernel_initializer=small, name="level_head")(body)
-        p = Exceedance(edges, name="exceedance")(point, raw)
+        width = (2 + len(edges) + m.level_anchor) * H
+        raw = layers.Dense(width, kernel_initializer=small, name="level_head")(body)
+        origin = _base(x, True, scaling, name="level_origin") if m.level_anchor else None
+        p = Exceedance(edges, m.level_anchor, name="exceedance")(point, raw, origin)
         out = ops.concatenate([point[..., None], p], axis=-1)
     else:
         out = _quantile_head(x, h, H, len(m.quantiles), m.residual, scaling)

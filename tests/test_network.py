@@ -333,3 +333,51 @@ def test_the_level_refit_trains_the_level_head_alone(network_store, tmp_path):
         assert same == (k not in level), k
     refit = metas[2]["history"][0]["level_refit"]
     assert refit["best_epoch"] >= 1 and min(refit["val_loss"]) < metas[0]["history"][0]["val_loss"][0]
+
+
+@pytest.mark.parametrize("gate, centre", [(50.0, "origin"), (-50.0, "point")])
+def test_an_anchored_level_head_centres_on_the_gate_s_choice(gate, centre):
+    """model.level_anchor: the gate moves the exceedances' centre from the point forecast to the
+    PM2.5 at the origin; at the centre P(PM2.5 >= b_0) is one half."""
+    from aqi.model import Exceedance
+
+    edges, h = [35.0, 75.0, 115.0], 2
+    point = np.full((1, h), 10.0, np.float32)
+    origin = np.full((1, 1), 35.0, np.float32)
+    raw = np.zeros((1, (3 + len(edges)) * h), np.float32)
+    raw[:, -h:] = gate
+    p = np.asarray(Exceedance(edges, anchored=True)(point, raw, origin))
+    assert p.shape == (1, h, len(edges)) and np.all(np.diff(p, axis=-1) < 0)
+    if centre == "origin":
+        np.testing.assert_allclose(p[..., 0], 0.5, atol=1e-5)
+    else:  # the non-anchored layer's probabilities exactly
+        plain = np.asarray(Exceedance(edges)(point, raw[:, :-h]))
+        np.testing.assert_allclose(p, plain, atol=1e-6)
+        assert np.all(p[..., 0] < 0.2)
+
+
+def test_level_anchor_widens_the_level_head_and_round_trips(tmp_path):
+    """A model with the anchor has H more level-head outputs and loads back with the same output."""
+    import keras
+    from conftest import tiny_config
+
+    from aqi.model import build_model
+
+    cfg = tiny_config().replace(model={"head": "level", "level_anchor": True})
+    model = build_model(cfg, 5, (40.0, 30.0))
+    plain = build_model(cfg.replace(model={"level_anchor": False}), 5, (40.0, 30.0))
+    width = lambda m: m.get_layer("level_head").kernel.shape[-1]  # noqa: E731
+    assert width(model) - width(plain) == cfg.window.horizon
+    x = np.random.default_rng(0).normal(size=(4, cfg.window.lookback, 5)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    back = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_level_anchor_without_a_level_head_is_refused():
+    from conftest import tiny_config
+
+    from aqi.checks import validate
+
+    with pytest.raises(AqiError, match="model.level_anchor: needs --head level"):
+        validate(tiny_config().replace(model={"head": "point", "level_anchor": True}))
