@@ -30,24 +30,35 @@ TOLERANCES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 1.0)  # probability
 
 
 def station_levels(data_dir: Path, st: str, split: str) -> dict:
-    """The split's origins (UTC), true levels (N, H) (-1 = no target), persistence's levels and,
-    per tolerance, the published levels (T, N, H)."""
+    """The split's origins (UTC), true levels (N, H) (-1 = no target), persistence's and the
+    model's published levels, per tolerance the published levels (T, N, H), and the model's
+    exceedances P(c >= b_i) (N, H, E)."""
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part(split)
     pred, std = tm.predict(w.x), tm.standard
-    probs = level_probabilities(pred.exceedance(std))  # (N, H, levels)
+    exceed = pred.exceedance(std)  # (N, H, E)
+    probs = level_probabilities(exceed)  # (N, H, levels)
     own, pers = published_level(tm, pred), level(w.persistence(), std)
     gap = probs.max(-1) - np.take_along_axis(probs, pers[..., None], -1)[..., 0]
     rules = np.stack([np.where(gap <= d, pers, own) if d < 1 else pers for d in TOLERANCES])
     truth = np.where(np.isfinite(w.y), level(np.nan_to_num(w.y), std), -1)
-    return {"origin": w.origin, "truth": truth, "pers": pers, "rules": rules}
+    return {
+        "origin": w.origin,
+        "truth": truth,
+        "pers": pers,
+        "rules": rules,
+        "exceed": exceed,
+        "own": own,
+    }
 
 
 def online(per: dict, grid: pd.DatetimeIndex, days: int) -> dict[str, np.ndarray]:
-    """{station: (N, H) levels} of the online rule: per origin and hour ahead h, the tolerance with
-    the most hits pooled over the stations on forecasts made at origins <= t - h in the last days."""
+    """{station: (N, H) levels} of the online rule: per origin and hour ahead h, the rule (of
+    `rules`, (R, N, H)) with the most hits pooled over the stations on forecasts made at origins
+    <= t - h in the last days; ties: the first."""
     n_h = next(iter(per.values()))["truth"].shape[1]
-    hits = np.zeros((n_h, len(grid), len(TOLERANCES)))
+    n_r = next(iter(per.values()))["rules"].shape[0]
+    hits = np.zeros((n_h, len(grid), n_r))
     pos = {st: grid.get_indexer(r["origin"]) for st, r in per.items()}
     for st, r in per.items():
         seen = r["truth"] >= 0
@@ -57,8 +68,8 @@ def online(per: dict, grid: pd.DatetimeIndex, days: int) -> dict[str, np.ndarray
     out = {st: np.empty_like(r["pers"]) for st, r in per.items()}
     for h in range(n_h):
         past = pd.DataFrame(hits[h]).shift(h + 1).rolling(days * 24, min_periods=1).sum()
-        choice = np.argmax(past.fillna(0).to_numpy() - 1e-9 * np.arange(len(TOLERANCES)), 1)
-        for st, r in per.items():  # ties: the smaller tolerance
+        choice = np.argmax(past.fillna(0).to_numpy() - 1e-9 * np.arange(n_r), 1)
+        for st, r in per.items():
             out[st][:, h] = r["rules"][choice[pos[st]], np.arange(len(pos[st])), h]
     return out
 
