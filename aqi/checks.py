@@ -12,6 +12,7 @@ import math
 import os
 
 from aqi.config import MEDIAN, AqiError, Config
+from aqi.levels import STANDARDS
 
 # A network bigger than this is a typo, not a model: 50M parameters are 200 MB of float32 weights,
 # 600 MB with Adam's two moments; the default network model has 0.7M.
@@ -83,6 +84,9 @@ def _together(cfg: Config) -> Config:
         raise AqiError(f"--level-epochs {t.level_epochs}: needs a detached level head (network models)")
     if cfg.network.level_days and not (cfg.network.days and m.head == "level" and m.level_hidden):
         raise AqiError("network.level_days: needs network.days > 0 and --level-hidden > 0")
+    term = cfg.loss.term_standard
+    if term and term not in STANDARDS and not term.endswith(".toml"):
+        raise AqiError(f"--term-standard {term!r}: use one of {', '.join(STANDARDS)} or a .toml file")
     if m.level_anchor and m.head != "level":
         raise AqiError(f"model.level_anchor: needs --head level (not {m.head!r})")
     return cfg

@@ -183,6 +183,7 @@ def train(
     tau_anneal: Annotated[float | None, Opt(help="tau × this at epoch 1, shrinking to tau.")] = None,
     scale: Annotated[float | None, Opt(help="µg/m³ of MAE worth one level.")] = None,
     standard: Annotated[str | None, Opt(help="AQI standard key or TOML file.")] = None,
+    term_standard: Annotated[str | None, Opt(help="Point's level-term table ('' = --standard).")] = None,
     lookback: Annotated[int | None, Opt(help="L, input hours.")] = None,
     horizon: Annotated[int | None, Opt(help="H, hours ahead.")] = None,
     max_gap: Annotated[int | None, Opt(help="Longest input gap filled, hours.")] = None,
@@ -290,9 +291,8 @@ def forecast(
 
     results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
     forecast_output(results, fmt, output, typer.echo)
-    for line in failed:
-        typer.echo(f"error: {line}", err=True)
     if failed:
+        typer.echo("\n".join(f"error: {line}" for line in failed), err=True)
         raise typer.Exit(2)
 
 

@@ -12,7 +12,7 @@ under a distribution strategy. Targets that are NaN are masked (weight 0).
 from __future__ import annotations
 
 from aqi.config import Config, LossConfig, median_index
-from aqi.levels import Standard
+from aqi.levels import Standard, get_standard
 from aqi.tfboot import import_tf
 
 tf = import_tf()
@@ -74,6 +74,7 @@ class LevelLoss(keras.losses.Loss):
         level_head=False,
         resolution=0.0,
         upper_closed=False,
+        head_breakpoints=None,
         name="level_loss",
         reduction="sum_over_batch_size",
     ):
@@ -89,6 +90,9 @@ class LevelLoss(keras.losses.Loss):
         self.level_head = bool(level_head)
         self.level_ramp = float(level_ramp)  # weight of the last horizon's log loss vs the first's
         self.resolution, self.upper_closed = float(resolution), bool(upper_closed)
+        # the level head's breakpoints (its standard's); None: the level term's
+        hb = self.breakpoints if head_breakpoints is None else head_breakpoints
+        self.head_breakpoints = [float(b) for b in hb]
         self.tau_scale = tf.Variable(1.0, trainable=False, name="tau_scale")  # see `anneal`
 
     def anneal(self, factor: float) -> None:
@@ -106,9 +110,10 @@ class LevelLoss(keras.losses.Loss):
     def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:
         if head == "level":
             kw |= {"level_weight": cfg.level_weight, "level_ramp": cfg.level_ramp, "level_head": True}
-            kw |= {"resolution": std.resolution}
+            kw |= {"resolution": std.resolution, "head_breakpoints": std.edges}
             kw |= {"upper_closed": std.upper_closed}
-        return cls(std.edges, breakpoint_taus(std, cfg), cfg.alpha, cfg.scale, **kw)
+        term = get_standard(cfg.term_standard) if cfg.term_standard else std
+        return cls(term.edges, breakpoint_taus(term, cfg), cfg.alpha, cfg.scale, **kw)
 
     def terms(self, y_true, y_pred):
         """(level term, MAE term, mask), each (batch, H), before alpha weighting."""
@@ -138,8 +143,8 @@ class LevelLoss(keras.losses.Loss):
         """(batch, H): Σ_i binary cross-entropy of P(y ≥ b_i) against whether y reached b_i (the
         log-score counterpart of the soft level count: E[level] = Σ_i P(y ≥ b_i)); missing 0."""
         y = tf.cast(y_true, tf.float32)
-        k = _hard_level(y, self.breakpoints, self.resolution, self.upper_closed)  # (batch, H)
-        reached = tf.cast(k[..., None] > tf.range(len(self.breakpoints)), tf.float32)
+        k = _hard_level(y, self.head_breakpoints, self.resolution, self.upper_closed)  # (batch, H)
+        reached = tf.cast(k[..., None] > tf.range(len(self.head_breakpoints)), tf.float32)
         p = tf.clip_by_value(tf.cast(p_exceed, tf.float32), 1e-6, 1.0 - 1e-6)
         bce = -(reached * tf.math.log(p) + (1.0 - reached) * tf.math.log(1.0 - p))
         return tf.where(tf.math.is_finite(y), tf.reduce_sum(bce, axis=-1), 0.0)
@@ -168,6 +173,7 @@ class LevelLoss(keras.losses.Loss):
             "level_head": self.level_head,
             "resolution": self.resolution,
             "upper_closed": self.upper_closed,
+            "head_breakpoints": self.head_breakpoints,
             "name": self.name,
             "reduction": self.reduction,
         }

@@ -28,6 +28,7 @@ def test_the_network_model_is_saved_once_with_its_stations(network_store):
     assert meta["data"]["neighbours"]["A"][0] == "B"  # the most correlated on the train split
     assert meta["data"]["neighbours_by"] == "correlation"  # the store has no coordinates
     assert meta["config"]["network"]["stations"] == 3
+    assert meta["config"]["loss"]["term_standard"] == "us-epa-2024"  # `network_defaults`
     assert not [p for p in (network_store / "models").iterdir() if p.name in "ABC"]
     assert not list(net.glob(".stream-*"))  # the streamed inputs are removed
 

@@ -28,6 +28,7 @@ runner = CliRunner()
         (["--station", "Synth", "--level-epochs", "-1"], "--level-epochs -1: out of range"),
         (["--station", "Synth", "--level-epochs", "2"], "--level-epochs 2: needs a detached level"),
         (["--station", "Synth", "--threads", "0"], "--threads 0: must be >= 1"),
+        (["--station", "Synth", "--term-standard", "who"], "--term-standard 'who': use one of"),
     ],
 )
 def test_bad_train_options(synth_store, args, message):

@@ -14,8 +14,8 @@ PKG = Path(__file__).resolve().parents[1] / "aqi"
 # comes before `ingest`; report and plots only render, so they sit with the foundations.
 LAYERS = [
     {"config"},
-    {"term", "tfboot", "levels", "datadir", "checks"},
-    {"summary"},
+    {"term", "tfboot", "levels", "datadir"},
+    {"summary", "checks"},  # checks knows the standards' keys
     {
         "concentrations",
         "report",

@@ -130,3 +130,17 @@ def test_annealing_widens_tau_and_restores_it():
     wide = np.abs(_grad(loss, y, p)).max()
     loss.anneal(1.0)
     assert wide > 10 * narrow and np.abs(_grad(loss, y, p)).max() == narrow
+
+
+def test_term_standard_moves_the_point_term_and_not_the_level_heads_targets():
+    cn = STANDARDS["china-hj633-2012"]
+    own = LevelLoss.from_standard(cn, LossConfig(), "level")
+    mixed = LevelLoss.from_standard(cn, LossConfig(term_standard="us-epa-2024"), "level")
+    assert own.breakpoints == list(cn.edges) and mixed.breakpoints == B
+    assert own.head_breakpoints == mixed.head_breakpoints == list(cn.edges)
+    # a true 20 µg/m³ forecast as 5: one US step between them (9.1), no China step (35)
+    y, pred = np.full((1, 2), 20.0, np.float32), np.full((1, 2), 5.0, np.float32)
+    assert mixed.terms(y, pred)[0].numpy().min() > 0.9 > 0.1 > own.terms(y, pred)[0].numpy().max()
+    p = np.full((1, 2, len(cn.edges)), 0.5, np.float32)
+    assert np.allclose(own.ordinal(y, p), mixed.ordinal(y, p))  # the head's targets: China's
+    assert LevelLoss.from_config(mixed.get_config()).head_breakpoints == list(cn.edges)
