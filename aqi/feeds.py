@@ -103,6 +103,12 @@ def _sensor_hours(r: pd.DataFrame) -> pd.DataFrame:
     return g.reset_index()
 
 
+def _rows(df: pd.DataFrame):
+    """(index, row as a dict) pairs: `iterrows` builds a Series per row, 0.2 ms each, and an
+    AirNow hour has ~2,200 sites."""
+    return zip(df.index, df.to_dict("records"), strict=True)
+
+
 def read_feed(kind: str, data: bytes, name: str) -> Feed:
     try:
         return {"openaq": _openaq, "airnow": _airnow, "aqs": _aqs}[kind](data, name)
@@ -141,11 +147,11 @@ def _openaq(data: bytes, name: str) -> Feed:
         {"station": raw["location_id"], "time": t - pd.Timedelta(hours=1), "param": param,
          "value": value, "sensor": raw["sensors_id"], "_line": raw.index + 2}
     )  # fmt: skip
-    last = raw.assign(offset=offsets).groupby("location_id").last()
+    last = raw.assign(offset=offsets).groupby("location_id")[["location", "lat", "lon", "offset"]].last()
     feed.stations = {
         st: {"name": str(x["location"]), "latitude": float(x["lat"]), "longitude": float(x["lon"]),
              "timezone": x["offset"], "source": "openaq"}
-        for st, x in last.iterrows()
+        for st, x in _rows(last)
     }  # fmt: skip
     return feed
 
@@ -170,11 +176,11 @@ def _airnow(data: bytes, name: str) -> Feed:
         {"station": raw["aqsid"], "time": t, "param": param, "value": value, "sensor": "0",
          "_line": raw.index + 1}
     )  # fmt: skip
-    last = raw.groupby("aqsid").last()
+    last = raw.groupby("aqsid")[["site", "gmt_offset", "agency"]].last()
     feed.stations = {
         st: {"name": x["site"].strip(), "latitude": None, "longitude": None,
              "timezone": offset_zone(float(x["gmt_offset"])), "source": f"airnow: {x['agency']}"}
-        for st, x in last.iterrows()
+        for st, x in _rows(last)
     }  # fmt: skip
     return feed
 
@@ -201,11 +207,12 @@ def _aqs(data: bytes, name: str) -> Feed:
         {"station": site, "time": t, "param": param, "value": value, "sensor": raw["POC"],
          "_line": raw.index + 2}
     )  # fmt: skip
-    last = raw.assign(site=site, offset=offset).groupby("site").last()
+    last = raw.assign(site=site, offset=offset).groupby("site")
+    last = last[["County Name", "State Name", "Latitude", "Longitude", "offset"]].last()
     feed.stations = {
         st: {"name": f"{x['County Name']}, {x['State Name']}", "latitude": float(x["Latitude"]),
              "longitude": float(x["Longitude"]), "timezone": offset_zone(x["offset"]),
              "source": "aqs"}
-        for st, x in last.iterrows()
+        for st, x in _rows(last)
     }  # fmt: skip
     return feed

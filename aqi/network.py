@@ -30,21 +30,14 @@ import pandas as pd
 import pyarrow as pa
 
 from aqi.config import AqiError, NetworkConfig
-from aqi.store import has_station, read_station
+from aqi.store import has_station, read_stations
 from aqi.windows import Hourly, Scaler, ffill
 
 # the last input columns of a network model: the station's PM2.5 scale and its embedding row
 STATION_COLUMNS = ("pm25_mean", "pm25_std", "station_index")
 UNKNOWN = 0  # embedding row of a station the model was not trained on (cold start)
+READ_CHUNK = 64  # stations per multi-threaded read: 3x faster than one by one, memory bounded
 MIN_OVERLAP = 24 * 30  # hours both stations observed on the train split for a correlation to count
-
-
-def readable(data_dir: Path, station: str, since=None, columns=None) -> pd.DataFrame:
-    """A station's rows, or no rows when its partition is corrupt (its own station reports that)."""
-    try:
-        return read_station(data_dir, station, since, columns)
-    except AqiError:
-        return no_rows()
 
 
 def no_rows() -> pd.DataFrame:
@@ -64,11 +57,13 @@ class NetworkPm25:
     def read(cls, data_dir: Path, names: list[str], since: pd.Timestamp | None = None):
         """The stations' PM2.5 (from `since`, UTC, when given: a forecast needs a week only). A
         corrupt partition reads as a station with no rows: to the others, a missing neighbour."""
-        frames = {}
         for st in names:
             if not has_station(data_dir, st):
                 raise AqiError(f"station {st!r}: not in {Path(data_dir) / 'store'}; ingest it first")
-            frames[st] = readable(data_dir, st, since, ["time", "pm25"])
+        frames = {}
+        for i in range(0, len(names), READ_CHUNK):
+            got, _ = read_stations(data_dir, names[i : i + READ_CHUNK], since, ["time", "pm25"])
+            frames |= {st: got.get(st, no_rows()) for st in names[i : i + READ_CHUNK]}
         net = cls.from_frames(frames)
         del frames
         # arrow's allocator keeps the freed pages of 1,000 reads: a training peaked 205 MiB higher
@@ -87,9 +82,17 @@ class NetworkPm25:
         for j, f in enumerate(frames.values()):
             pm = np.log1p(np.clip(f["pm25"].to_numpy(np.float32), 0, None))
             values[times.get_indexer(pd.DatetimeIndex(f["time"])), j] = pm
+        return cls.of(values, times, tuple(frames))
+
+    @classmethod
+    def of(cls, values: np.ndarray, times: pd.DatetimeIndex, names: tuple[str, ...]) -> NetworkPm25:
         seen = np.isfinite(values)
         total = np.where(seen, values, 0.0).sum(1, dtype=np.float32)
-        return cls(values, times, tuple(frames), total, seen.sum(1).astype(np.float32))
+        return cls(values, times, names, total, seen.sum(1).astype(np.float32))
+
+    def only(self, names: list[str]) -> NetworkPm25:
+        """The stations `names` on the same UTC grid: a subset without reading the store again."""
+        return self.of(self.values[:, [self.positions[n] for n in names]], self.times, tuple(names))
 
     def column(self, station: str) -> np.ndarray:
         j = self.positions.get(station)

@@ -165,29 +165,30 @@ def _with_deltas(base, delta: pd.DataFrame | None, since, columns=None) -> pd.Da
     return apply(base, delta)
 
 
-def read_stations(data_dir: Path, names: list[str], since=None) -> tuple[dict, dict]:
+def read_stations(data_dir: Path, names: list[str], since=None, columns=None) -> tuple[dict, dict]:
     """({station: its rows, as `read_station`}, {station: AqiError}) for many stations, their
-    partitions read in one multi-threaded pass (a forecast of 1,000 stations: 1,000 files). A
-    corrupt partition fails only its own station."""
+    partitions read in one multi-threaded pass (a forecast of 1,000 stations: 1,000 files), the
+    `columns` only when given (with `time`). A corrupt partition fails only its own station."""
     paths = {st: partition_path(data_dir, st) for st in names}
     deltas = read_deltas(data_dir)  # before the partitions (see `read_station`)
     files = [str(p) for p in paths.values() if p.exists()]
+    cols = list(columns) if columns is not None else SCHEMA.names
     try:
         table = ds.Scanner.from_dataset(
             ds.dataset(files, schema=SCHEMA, format="parquet"),
-            columns=[*SCHEMA.names, "__filename"],  # the file each row came from
+            columns=[*cols, "__filename"],  # the file each row came from
             filter=(ds.field("time") >= since.to_pydatetime()) if since is not None else None,
         ).to_table()
     except (OSError, pa.ArrowException):  # a corrupt partition: each station on its own
-        return _one_by_one(data_dir, names, since)
+        return _one_by_one(data_dir, names, since, columns)
     rows = _split(table)
     frames, bad = {}, {}
     for st, p in paths.items():
         if not p.exists() and deltas.rows(st) is None:
             bad[st] = AqiError(f"unknown station {st!r} in {store_dir(data_dir)}")
             continue
-        base = rows[str(p)] if str(p) in rows else EMPTY.copy() if p.exists() else None
-        frames[st] = _with_deltas(base, deltas.rows(st), since)
+        base = rows[str(p)] if str(p) in rows else EMPTY[cols].copy() if p.exists() else None
+        frames[st] = _with_deltas(base, deltas.rows(st), since, columns)
     return frames, bad
 
 
@@ -202,11 +203,11 @@ def _split(table: pa.Table) -> dict[str, pd.DataFrame]:
     return {names[a]: body.iloc[a:b].reset_index(drop=True) for a, b in zip(starts, ends, strict=True)}
 
 
-def _one_by_one(data_dir: Path, names: list[str], since) -> tuple[dict, dict]:
+def _one_by_one(data_dir: Path, names: list[str], since, columns=None) -> tuple[dict, dict]:
     frames, bad = {}, {}
     for st in names:
         try:
-            frames[st] = read_station(data_dir, st, since)
+            frames[st] = read_station(data_dir, st, since, columns)
         except AqiError as e:
             bad[st] = e
     return frames, bad

@@ -60,12 +60,19 @@ def source_spans(new: pd.DataFrame) -> dict[str, dict[str, dict]]:
     g = new.groupby(["station", "_src"]).agg(
         sha256=("_sha", "first"), rows=("time", "size"), first=("time", "min"), last=("time", "max")
     )
-    g["rows"] = g["rows"].astype(int)
-    g["first"], g["last"] = g["first"].map(pd.Timestamp.isoformat), g["last"].map(pd.Timestamp.isoformat)
+    iso = [_iso_utc(g[c]).tolist() for c in ("first", "last")]
     out: dict[str, dict[str, dict]] = {}
-    for (st, name), rec in g.to_dict("index").items():
-        out.setdefault(st, {})[name] = rec
+    cols = (g.index, g["sha256"].tolist(), g["rows"].tolist(), *iso)
+    for (st, name), sha, rows, first, last in zip(*cols, strict=True):
+        out.setdefault(st, {})[name] = {"sha256": sha, "rows": int(rows), "first": first, "last": last}
     return out
+
+
+def _iso_utc(t: pd.Series) -> pd.Series:
+    """`Timestamp.isoformat` of UTC times, vectorised (an AirNow hour brings ~2,200 station-files)."""
+    if str(t.dt.tz) != "UTC":
+        raise ValueError(f"times in {t.dt.tz}, not UTC")
+    return t.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def manifest_entry(entry: dict | None, station: str, info: dict, spans: dict, span: tuple) -> dict:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -191,17 +192,31 @@ def train_args(data: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("action", ["fail", "kill"])
-def test_every_write_of_train(template, tmp_path, action):
-    total = _count_train_writes(tmp_path, template)
+def test_every_write_of_train(template, tmp_path, monkeypatch, action):
+    """A kill needs its own process; a failed write is injected in this one (the same hook, without
+    a new interpreter importing TensorFlow at each write), which also catches a lock or a state
+    left behind in the process."""
+    total = _count_train_writes(tmp_path, template, monkeypatch)
     assert total >= 5  # two checkpoints, the model, meta.json, CURRENT
-    for n in range(1, total + 1):
-        root = tmp_path / f"r{n}"
+    roots = {n: tmp_path / f"r{n}" for n in range(1, total + 1)}
+    for root in roots.values():
         shutil.copytree(template, root)
-        data = root / "data"
-        old = live_sha(data)
-        proc = run_hooked(n, action, "train", *train_args(data))
-        assert proc.returncode == (KILLED if action == "kill" else 2), proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr, proc.stderr
+    olds = {n: live_sha(root / "data") for n, root in roots.items()}
+    if action == "kill":  # two processes at a time: each spends ~10 s importing TensorFlow
+        with ThreadPoolExecutor(2) as pool:
+            kills = dict(zip(roots, pool.map(lambda n: _killed_at(n, roots[n]), roots), strict=True))
+    for n, root in roots.items():
+        data, old = root / "data", olds[n]
+        if action == "kill":
+            proc = kills[n]
+            assert proc.returncode == KILLED, proc.stdout + proc.stderr
+            assert "Traceback" not in proc.stderr, proc.stderr
+        else:
+            with monkeypatch.context() as m:
+                armed(m, n)
+                r = runner.invoke(app, train_args(data))
+            assert r.exit_code == 2 and "No space left" in r.output, r.output
+            assert "Traceback" not in r.output, r.output
         assert live_sha(data) == old, f"write {n}: the previous model is not live and whole"
         r = runner.invoke(app, train_args(data))  # the next plain run completes
         assert r.exit_code == 0, r.output
@@ -212,12 +227,41 @@ def test_every_write_of_train(template, tmp_path, action):
         shutil.rmtree(root)
 
 
-def _count_train_writes(tmp_path: Path, template: Path) -> int:
+def _killed_at(n: int, root: Path) -> subprocess.CompletedProcess:
+    return run_hooked(n, "kill", "train", *train_args(root / "data"))
+
+
+def armed(m: pytest.MonkeyPatch, n: int) -> list[int]:
+    """HOOK's 'fail' in this process: the n-th write raises ENOSPC; returns the write counter."""
+    import keras
+
+    from aqi.losses import tf
+
+    count = [0]
+
+    def arm(fn):
+        def wrapped(*a, **k):
+            count[0] += 1
+            if count[0] == n:
+                raise OSError(28, "No space left on device (injected)")
+            return fn(*a, **k)
+
+        return wrapped
+
+    m.setattr(os, "replace", arm(os.replace))
+    m.setattr(tf.train.CheckpointManager, "save", arm(tf.train.CheckpointManager.save))
+    m.setattr(keras.Model, "save", arm(keras.Model.save))
+    return count
+
+
+def _count_train_writes(tmp_path: Path, template: Path, monkeypatch) -> int:
     root = tmp_path / "count"
     shutil.copytree(template, root)
-    proc = run_hooked(10**9, "fail", "train", *train_args(root / "data"))
-    assert proc.returncode == 0, proc.stderr
-    return writes_of(proc)
+    with monkeypatch.context() as m:
+        count = armed(m, 10**9)
+        r = runner.invoke(app, train_args(root / "data"))
+    assert r.exit_code == 0, r.output
+    return count[0]
 
 
 def test_the_hook_counts_real_writes(tmp_path, ingest_case):

@@ -381,3 +381,25 @@ def test_level_anchor_without_a_level_head_is_refused():
 
     with pytest.raises(AqiError, match="model.level_anchor: needs --head level"):
         validate(tiny_config().replace(model={"head": "point", "level_anchor": True}))
+
+
+def test_the_network_read_takes_a_corrupt_partition_as_a_station_without_rows(network_store, tmp_path):
+    import shutil
+
+    from aqi.datadir import partition_path
+    from aqi.network import READ_CHUNK
+    from aqi.store import read_station
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    names = ["A", "B", "C", "D"]
+    whole = NetworkPm25.read(d, names)
+    partition_path(d, "B").write_bytes(b"PAR1 not parquet PAR1")
+    net = NetworkPm25.read(d, names)
+    assert np.isnan(net.column("B")).all() and len(names) <= READ_CHUNK  # one chunk, read one by one
+    for s in ("A", "C", "D"):  # the chunk's other stations read as before
+        np.testing.assert_array_equal(net.column(s), whole.column(s))
+    a = read_station(d, "A")
+    assert np.isfinite(net.column("A")).sum() == a["pm25"].notna().sum()
+    with pytest.raises(AqiError, match="'E': not in"):
+        NetworkPm25.read(d, [*names, "E"])
