@@ -62,8 +62,9 @@ class NetworkPm25:
                 raise AqiError(f"station {st!r}: not in {Path(data_dir) / 'store'}; ingest it first")
         frames = {}
         for i in range(0, len(names), READ_CHUNK):
-            got, _ = read_stations(data_dir, names[i : i + READ_CHUNK], since, ["time", "pm25"])
-            frames |= {st: got.get(st, no_rows()) for st in names[i : i + READ_CHUNK]}
+            part = names[i : i + READ_CHUNK]
+            got, _ = read_stations(data_dir, part, since, ["time", "pm25"])
+            frames |= {st: got.get(st, no_rows()) for st in part}  # corrupt: no rows
         net = cls.from_frames(frames)
         del frames
         # arrow's allocator keeps the freed pages of 1,000 reads: a training peaked 205 MiB higher

@@ -89,12 +89,15 @@ class StreamData:
     def val_raw(self, model) -> np.ndarray:
         """Raw outputs for the validation windows in station order, predicted VAL_BATCH windows at
         a time across stations (one call per station costs ~1,400 eager calls on AirNow)."""
-        out, xs = [], []
-        for i, f in enumerate(self.files):
+        out, xs, n = [], [], 0
+        for f in self.files:
             xs.append(f.part("val")[0])
-            if sum(map(len, xs)) >= VAL_BATCH or i == len(self.files) - 1:
+            n += len(xs[-1])
+            if n >= VAL_BATCH:
                 out.append(predict(model, np.concatenate(xs), VAL_BATCH))
-                xs = []
+                xs, n = [], 0
+        if xs:
+            out.append(predict(model, np.concatenate(xs), VAL_BATCH))
         return np.concatenate(out)
 
     def describe(self) -> dict:

@@ -18,15 +18,13 @@ Prints, per rule, mean level accuracy over the stations against persistence's an
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from persistence_tolerance import accuracy, line, online, station_levels
+from persistence_tolerance import accuracy, arguments, line, online
 from scipy.optimize import minimize
 
 from aqi.concentrations import level_probabilities
-from aqi.resolve import covered, load_network
 
 SHIFTS = (0.0, 0.25, -0.25, 0.5, -0.5, 0.75, -0.75, 1.0, -1.0, 1.5, -1.5)  # logits; ties: first
 EPS = 1e-4  # probabilities are clipped into [EPS, 1 - EPS] before a logarithm
@@ -81,16 +79,11 @@ def mos(per: dict, days: int) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 2 or argv[1] not in ("val", "test"):
-        raise SystemExit(__doc__)
-    data_dir, split = Path(argv[0]), argv[1]
-    days = int(argv[2]) if len(argv) > 2 else 30
-    per = {st: station_levels(data_dir, st, split) for st in covered(load_network(data_dir))}
+    per, split, days, grid = arguments(argv, __doc__)
     for r in per.values():
         r["rules"] = np.stack([shifted(r["exceed"], a) for a in SHIFTS])
-    origins = pd.DatetimeIndex(np.concatenate([r["origin"] for r in per.values()]))
     rules = {
-        f"shift {days} d": online(per, pd.date_range(origins.min(), origins.max(), freq="h"), days),
+        f"shift {days} d": online(per, grid, days),
         f"mos {days} d": mos(per, days),
     }
     mean = lambda f: np.mean([f(r, st) for st, r in per.items()], axis=0)  # noqa: E731

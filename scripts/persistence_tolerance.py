@@ -90,14 +90,20 @@ def line(name: str, acc: np.ndarray, pers: np.ndarray) -> str:
     )
 
 
-def main(argv: list[str]) -> None:
+def arguments(argv: list[str], usage: str) -> tuple[dict, str, int, pd.DatetimeIndex]:
+    """DATA_DIR SPLIT [DAYS] → (each covered station's levels, split, days, the hourly grid of
+    their origins); `usage` on bad arguments."""
     if len(argv) < 2 or argv[1] not in ("val", "test"):
-        raise SystemExit(__doc__)
+        raise SystemExit(usage)
     data_dir, split = Path(argv[0]), argv[1]
     days = int(argv[2]) if len(argv) > 2 else 30
     per = {st: station_levels(data_dir, st, split) for st in covered(load_network(data_dir))}
     origins = pd.DatetimeIndex(np.concatenate([r["origin"] for r in per.values()]))
-    grid = pd.date_range(origins.min(), origins.max(), freq="h")
+    return per, split, days, pd.date_range(origins.min(), origins.max(), freq="h")
+
+
+def main(argv: list[str]) -> None:
+    per, split, days, grid = arguments(argv, __doc__)
     chosen = online(per, grid, days)
     mean = lambda f: np.mean([f(r, st) for st, r in per.items()], axis=0)  # noqa: E731
     pers = mean(lambda r, _: accuracy(r["truth"], r["pers"]))
