@@ -25,6 +25,7 @@ CHOICES = {
     "optimizer": ("adam", "adamw", "sgd", "nadam", "rmsprop", "lbfgs"),
     "schedule": ("cosine", "exponential", "constant"),
     "neighbours_by": ("correlation", "coordinates", "auto"),
+    "level_loss": ("ordinal", "categorical"),
 }
 
 
@@ -70,7 +71,8 @@ def validate(cfg: Config) -> Config:
         if not ok:
             raise AqiError(f"{opt} {value}: out of range")
     chosen = {"arch": m.arch, "head": m.head, "optimizer": t.optimizer, "schedule": t.schedule}
-    for name, value in (chosen | {"neighbours_by": cfg.network.neighbours_by}).items():
+    chosen |= {"neighbours_by": cfg.network.neighbours_by, "level_loss": lo.level_loss}
+    for name, value in chosen.items():
         if value not in CHOICES[name]:
             option = "--" + name.replace("_", "-")
             raise AqiError(f"{option} {value!r}: use one of {', '.join(CHOICES[name])}")

@@ -201,6 +201,7 @@ def train(
     head: Annotated[str | None, Opt(help="point|quantile|level")] = None,
     level_weight: Annotated[float | None, Opt(help="Weight of the level head's log loss.")] = None,
     level_ramp: Annotated[float | None, Opt(help="Its weight at the last hour vs the first.")] = None,
+    level_loss: Annotated[str | None, Opt(help="ordinal|categorical: its log loss.")] = None,
     level_hidden: Annotated[int | None, Opt(help="Units of the level head's own tower.")] = None,
     level_epochs: Annotated[int | None, Opt(help="Refit epochs of a detached level head.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,

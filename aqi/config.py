@@ -179,6 +179,8 @@ class LossConfig:
     level_weight: float = 1.0  # puts it on the scale of the mixed loss (0.5-2 on Beijing)
     # weight of the log loss at the last horizon vs the first (linear, mean 1): > 1 spends the
     level_ramp: float = 1.0  # level head's capacity where the point forecast regresses to the mean
+    # "ordinal": Σ_i log loss of P(PM2.5 >= b_i); "categorical": log loss of the observed level's
+    level_loss: str = "ordinal"  # probability, P(≥ b_k) - P(≥ b_k+1), the one argmax publishes
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,8 @@ class NetworkConfig:
     level_days: bool = False
     embed: int = 8  # width of the station embedding
     station_heads: bool = False  # per-station FiLM + offsets: within noise on validation (README)
+    # a per-station correction to the level head's raw outputs (centre, spread, steps per hour)
+    level_station: bool = False
     station_dropout: float = 0.1  # share of training windows shown as 'unknown' (cold start)
     cycle: int = 16  # stations streamed at once (tf.data interleave): bounds memory
     chunk: int = 256  # windows per read from one station before the next is interleaved

@@ -72,6 +72,7 @@ class LevelLoss(keras.losses.Loss):
         level_weight=0.0,
         level_ramp=1.0,
         level_head=False,
+        level_loss="ordinal",
         resolution=0.0,
         upper_closed=False,
         head_breakpoints=None,
@@ -89,6 +90,7 @@ class LevelLoss(keras.losses.Loss):
         self.level_weight = float(level_weight)
         self.level_head = bool(level_head)
         self.level_ramp = float(level_ramp)  # weight of the last horizon's log loss vs the first's
+        self.level_loss = str(level_loss)  # "ordinal" | "categorical" (LossConfig.level_loss)
         self.resolution, self.upper_closed = float(resolution), bool(upper_closed)
         # the level head's breakpoints (its standard's); None: the level term's
         hb = self.breakpoints if head_breakpoints is None else head_breakpoints
@@ -110,6 +112,7 @@ class LevelLoss(keras.losses.Loss):
     def from_standard(cls, std: Standard, cfg: LossConfig, head: str = "point", **kw) -> LevelLoss:
         if head == "level":
             kw |= {"level_weight": cfg.level_weight, "level_ramp": cfg.level_ramp, "level_head": True}
+            kw |= {"level_loss": cfg.level_loss}
             kw |= {"resolution": std.resolution, "head_breakpoints": std.edges}
             kw |= {"upper_closed": std.upper_closed}
         term = get_standard(cfg.term_standard) if cfg.term_standard else std
@@ -134,20 +137,30 @@ class LevelLoss(keras.losses.Loss):
             per_h += self.pinball(y_true, y_pred)
         if self.level_head and self.level_weight:
             ramp = tf.linspace(1.0, self.level_ramp, tf.shape(per_h)[-1])  # (H,), mean 1 below
-            per_h += (
-                self.level_weight * ramp / tf.reduce_mean(ramp) * self.ordinal(y_true, y_pred[..., 1:])
-            )
+            weight = self.level_weight * ramp / tf.reduce_mean(ramp)
+            per_h += weight * self.level_log_loss(y_true, y_pred[..., 1:])
         return tf.reduce_mean(per_h, axis=-1)  # (batch,)
 
-    def ordinal(self, y_true, p_exceed):
-        """(batch, H): Σ_i binary cross-entropy of P(y ≥ b_i) against whether y reached b_i (the
-        log-score counterpart of the soft level count: E[level] = Σ_i P(y ≥ b_i)); missing 0."""
+    def level_log_loss(self, y_true, p_exceed):
+        """(batch, H) log loss of the level head's P(y ≥ b_i) (batch, H, E) against the observed
+        level k (`level_loss`); missing targets 0.
+        "ordinal": Σ_i binary cross-entropy of P(y ≥ b_i) against whether y reached b_i, the
+        log-score counterpart of the soft level count (E[level] = Σ_i P(y ≥ b_i)).
+        "categorical": -log P(level = k) = -log(P(y ≥ b_k) - P(y ≥ b_k+1)), the probability of the
+        one level the most-probable decision publishes."""
         y = tf.cast(y_true, tf.float32)
         k = _hard_level(y, self.head_breakpoints, self.resolution, self.upper_closed)  # (batch, H)
-        reached = tf.cast(k[..., None] > tf.range(len(self.head_breakpoints)), tf.float32)
         p = tf.clip_by_value(tf.cast(p_exceed, tf.float32), 1e-6, 1.0 - 1e-6)
-        bce = -(reached * tf.math.log(p) + (1.0 - reached) * tf.math.log(1.0 - p))
-        return tf.where(tf.math.is_finite(y), tf.reduce_sum(bce, axis=-1), 0.0)
+        if self.level_loss == "categorical":
+            ones, zeros = tf.ones_like(p[..., :1]), tf.zeros_like(p[..., :1])
+            levels = tf.concat([ones, p], -1) - tf.concat([p, zeros], -1)  # (batch, H, E + 1)
+            hit = tf.gather(levels, tf.maximum(k, 0), batch_dims=2)
+            loss = -tf.math.log(tf.maximum(hit, 1e-6))
+        else:
+            reached = tf.cast(k[..., None] > tf.range(len(self.head_breakpoints)), tf.float32)
+            bce = -(reached * tf.math.log(p) + (1.0 - reached) * tf.math.log(1.0 - p))
+            loss = tf.reduce_sum(bce, axis=-1)
+        return tf.where(tf.math.is_finite(y), loss, 0.0)
 
     def pinball(self, y_true, y_pred):
         """(batch, H): pinball loss averaged over the quantiles, / scale; missing targets 0."""
@@ -171,6 +184,7 @@ class LevelLoss(keras.losses.Loss):
             "level_weight": self.level_weight,
             "level_ramp": self.level_ramp,
             "level_head": self.level_head,
+            "level_loss": self.level_loss,
             "resolution": self.resolution,
             "upper_closed": self.upper_closed,
             "head_breakpoints": self.head_breakpoints,

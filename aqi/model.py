@@ -145,6 +145,8 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
             body = layers.Concatenate()([body, tower])
         width = (2 + len(edges) + m.level_anchor) * H
         raw = layers.Dense(width, kernel_initializer=small, name="level_head")(body)
+        if index is not None and cfg.network.level_station:  # (batch, width), zero at the start
+            raw = raw + _rows(cfg, width, "station_level", index, "zeros")
         origin = _base(x, True, scaling, name="level_origin") if m.level_anchor else None
         p = Exceedance(edges, m.level_anchor, name="exceedance")(point, raw, origin)
         out = ops.concatenate([point[..., None], p], axis=-1)

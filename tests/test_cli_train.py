@@ -29,6 +29,7 @@ runner = CliRunner()
         (["--station", "Synth", "--level-epochs", "2"], "--level-epochs 2: needs a detached level"),
         (["--station", "Synth", "--threads", "0"], "--threads 0: must be >= 1"),
         (["--station", "Synth", "--term-standard", "who"], "--term-standard 'who': use one of"),
+        (["--station", "Synth", "--level-loss", "hinge"], "--level-loss 'hinge': use one of"),
     ],
 )
 def test_bad_train_options(synth_store, args, message):

@@ -142,5 +142,19 @@ def test_term_standard_moves_the_point_term_and_not_the_level_heads_targets():
     y, pred = np.full((1, 2), 20.0, np.float32), np.full((1, 2), 5.0, np.float32)
     assert mixed.terms(y, pred)[0].numpy().min() > 0.9 > 0.1 > own.terms(y, pred)[0].numpy().max()
     p = np.full((1, 2, len(cn.edges)), 0.5, np.float32)
-    assert np.allclose(own.ordinal(y, p), mixed.ordinal(y, p))  # the head's targets: China's
+    # the head's targets: China's
+    assert np.allclose(own.level_log_loss(y, p), mixed.level_log_loss(y, p))
     assert LevelLoss.from_config(mixed.get_config()).head_breakpoints == list(cn.edges)
+
+
+def test_the_categorical_level_loss_is_the_log_loss_of_the_observed_level():
+    """loss.level_loss "categorical": -log(P(≥ b_k) - P(≥ b_k+1)) at the observed level k;
+    a missing target counts zero."""
+    kw = {"level_head": True, "level_weight": 1.0, "level_loss": "categorical"}
+    loss = LevelLoss(breakpoints=(10.0, 20.0), **kw)
+    y = np.array([[5.0, 15.0, 25.0, np.nan]], np.float32)
+    p = np.array([[[0.3, 0.1], [0.6, 0.2], [0.9, 0.7], [0.5, 0.5]]], np.float32)
+    want = -np.log([0.7, 0.6 - 0.2, 0.7, 1.0])
+    np.testing.assert_allclose(loss.level_log_loss(y, p).numpy()[0], want, rtol=1e-5)
+    back = LevelLoss.from_config(loss.get_config())
+    assert back.level_loss == "categorical"

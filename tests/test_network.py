@@ -229,6 +229,31 @@ def test_level_days_feed_the_level_tower_and_not_the_point_forecast():
         validate(cfg.replace(network={"days": 0}))
 
 
+def test_a_station_s_level_correction_moves_its_exceedances_alone():
+    """network.level_station: a per-station row added to the level head's raw outputs, zero at the
+    start; setting station 1's row moves station 1's exceedances and no one else's forecast."""
+    import tensorflow as tf
+    from conftest import tiny_config
+
+    from aqi.model import build_model
+
+    cfg = tiny_config().replace(model={"head": "level"}, network={"stations": 2, "level_station": True})
+    model = build_model(cfg, 7, (40.0, 30.0))  # 4 features, 3 station columns
+    table = model.get_layer("station_level")
+    assert not np.any(table.get_weights()[0])
+    x = np.random.default_rng(0).normal(size=(4, 24, 7)).astype("float32")
+    x[..., -3:] = (40.0, 30.0, 2.0)
+    x[:2, :, -1] = 1.0
+    before = model(tf.constant(x), training=False).numpy()
+    rows = np.zeros_like(table.get_weights()[0])
+    rows[1] = 3.0  # station 1: its centre, spread and steps, every hour ahead
+    table.set_weights([rows])
+    after = model(tf.constant(x), training=False).numpy()
+    np.testing.assert_array_equal(before[..., 0], after[..., 0])
+    np.testing.assert_array_equal(before[2:], after[2:])
+    assert np.abs(before[:2, :, 1:] - after[:2, :, 1:]).max() > 1e-3
+
+
 def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_path):
     """One epoch of the tf.data stream: each station's train windows exactly once (by target rows
     and window sums), shuffled across stations, the scaled inputs equal to the station's own."""
