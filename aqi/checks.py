@@ -70,13 +70,19 @@ def validate(cfg: Config) -> Config:
     for opt, value, ok in checks:
         if not ok:
             raise AqiError(f"{opt} {value}: out of range")
+    _choices(cfg)
+    return _together(cfg)
+
+
+def _choices(cfg: Config) -> None:
+    """Every option with a fixed set of values holds one of them (CHOICES)."""
+    m, t = cfg.model, cfg.train
     chosen = {"arch": m.arch, "head": m.head, "optimizer": t.optimizer, "schedule": t.schedule}
-    chosen |= {"neighbours_by": cfg.network.neighbours_by, "level_loss": lo.level_loss}
+    chosen |= {"neighbours_by": cfg.network.neighbours_by, "level_loss": cfg.loss.level_loss}
     for name, value in chosen.items():
         if value not in CHOICES[name]:
             option = "--" + name.replace("_", "-")
             raise AqiError(f"{option} {value!r}: use one of {', '.join(CHOICES[name])}")
-    return _together(cfg)
 
 
 def _together(cfg: Config) -> Config:

@@ -17,8 +17,7 @@ from aqi.shards import one_or_all, pick
 
 
 class AqiTyper(typer.Typer):
-    """The `aqi` console entry: TensorFlow's native stderr lines are routed away before any import
-    (tests call the click command directly and are unaffected)."""
+    """The `aqi` console entry: TF's native stderr lines go elsewhere before any import (not tests)."""
 
     def __call__(self, *args, **kwargs):
         from aqi.tfboot import route_native_stderr

@@ -110,9 +110,7 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    # L, hours of past features per window: one diurnal cycle. 48 h overfit more on Beijing
-    # validation (2 years of train windows) for no gain.
-    lookback: int = 24
+    lookback: int = 24  # L, hours of past features: one diurnal cycle; 48 h overfit more (Beijing val)
     horizon: int = 24  # H, hours ahead predicted (t+1..t+H), the next-day forecast agencies publish
     max_gap: int = 3  # hours; shorter input gaps are forward-filled, longer ones drop the window
     # hours; a forecast through an outage carries each input's last value forward this long (the
@@ -180,8 +178,7 @@ class LossConfig:
     # weight of the log loss at the last horizon vs the first (linear, mean 1): > 1 spends the
     level_ramp: float = 1.0  # level head's capacity where the point forecast regresses to the mean
     # "ordinal": Σ_i log loss of P(PM2.5 >= b_i); "categorical": log loss of the observed level's
-    # probability, P(≥ b_k) - P(≥ b_k+1), the one argmax publishes. A network model's default is
-    level_loss: str = "ordinal"  # categorical (+0.2-0.7 points of level accuracy, 2 folds, README)
+    level_loss: str = "ordinal"  # P(≥ b_k) - P(≥ b_k+1), what argmax publishes (network default)
 
 
 @dataclass(frozen=True)
@@ -193,9 +190,8 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | exponential | constant
     clipnorm: float | None = 1.0  # global gradient-norm clip; None disables
     weight_decay: float = 1e-4  # adamw only
-    # momentum of an exponential moving average of the weights (per step); 0 = off. With it each
-    # epoch ends on the averaged weights, which validation scores and training continues from
-    ema: float = 0.0
+    # momentum of a per-step moving average of the weights (0 = off); each epoch then ends on the
+    ema: float = 0.0  # averaged weights, which validation scores and training continues from
     patience: int = 3  # epochs without validation-loss improvement before stopping
     restore_best: bool = True  # end with the weights of the best validation epoch
     seed: int = 0  # weights, shuffling and dropout; deterministic on CPU
@@ -212,9 +208,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    # Cost of publishing a level below the standard's first unhealthy level when the hour reaches
-    # it, relative to any other wrong level (1: publish the most probable level; > 1 trades false
-    # alarms for detections, as an agency that must warn the public would choose).
+    # Cost of publishing a level below the first unhealthy level when the hour reaches it, vs any
+    # other wrong level (1: the most probable level; > 1 trades false alarms for detections)
     miss_cost: float = 1.0
 
 
@@ -237,8 +232,7 @@ class NetworkConfig:
     level_days: bool = False
     embed: int = 8  # width of the station embedding
     station_heads: bool = False  # per-station FiLM + offsets: within noise on validation (README)
-    # a per-station correction to the level head's raw outputs (centre, spread, steps per hour)
-    level_station: bool = False
+    level_station: bool = False  # per-station correction of the level head's raw outputs (README)
     station_dropout: float = 0.1  # share of training windows shown as 'unknown' (cold start)
     cycle: int = 16  # stations streamed at once (tf.data interleave): bounds memory
     chunk: int = 256  # windows per read from one station before the next is interleaved
