@@ -167,7 +167,7 @@ def levels(
 def train(
     station: Annotated[str, Opt(help="Station id; 'all' or A,B,C: one network model.")],
     per_station: Annotated[bool, Opt(help="With all or a list: one model per station.")] = False,
-    finetune: Annotated[bool, Opt(help="Start from the network model (one station).")] = False,
+    finetune: Annotated[bool | None, Opt(help="From the network model (default: one covers X).")] = None,
     shard: Annotated[str | None, Opt(help="i/N: per-station models of the i-th of N shares.")] = None,
     epochs: Annotated[int | None, Opt(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, Opt(help="Global batch size.")] = None,

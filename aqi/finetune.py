@@ -9,6 +9,7 @@ to the store as they bind the network model.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
@@ -29,13 +30,28 @@ from aqi.losses import tf
 from aqi.resolve import bind, load_network
 from aqi.store import read_station
 from aqi.train import TRAIN_LOCK, WindowData
-from aqi.trained import TrainedModel, live_folder
+from aqi.trained import META_FILE, TrainedModel, live_folder
 
 # one epoch of the station's windows at a fifth of the network's rate, as one model (the members
 # together). Measured on Beijing validation: better MAE than training the station alone, lower
 # level accuracy, worse than the network model itself (README); so not the default.
 FINETUNE = {"epochs": 1, "lr": 1e-4, "batch_size": 256, "patience": 0}
 TUNABLE = {f.name for f in dataclasses.fields(TrainConfig)} - {"optimizer", "finetune_lbfgs"}
+
+
+def finetunes_by_default(data_dir: Path, station: str, fields: dict) -> bool:
+    """`aqi train --station X` with neither --finetune nor --no-finetune: fine-tune when a network
+    model covering X exists and no option given fixes the model (its window, architecture, head,
+    loss) -- measured better than training X alone on both splits (README, "Cold start and
+    fine-tuning"); otherwise X is trained alone."""
+    live = live_folder(network_dir(data_dir))
+    if live is None or _model_fields(fields) or os.environ.get("TF_CONFIG"):
+        return False
+    try:
+        meta = json.loads((live / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a torn or unreadable network model: train X alone
+        return False
+    return station in meta.get("data", {}).get("stations", [])
 
 
 def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOptions) -> dict:

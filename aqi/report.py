@@ -35,6 +35,8 @@ def train_summary(meta: dict) -> str:
     name = meta["station"]
     if meta.get("kind") == "network":
         name = f"network model of {len(meta['data']['stations'])} stations"
+    elif meta.get("kind") == "finetuned":
+        name = f"{name} (fine-tuned from the network model)"
     return (
         f"{name}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
         f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "

@@ -22,7 +22,7 @@ from aqi.config import AqiError, Config, network_defaults
 from aqi.datadir import check_station, exclusive, network_dir
 from aqi.devices import select_strategy
 from aqi.features import N_FEATURES
-from aqi.finetune import finetune_station
+from aqi.finetune import finetune_station, finetunes_by_default
 from aqi.job import VAL_BATCH, Job, RunOptions, output_folder
 from aqi.levels import get_standard
 from aqi.loop import check_tensorboard
@@ -105,17 +105,20 @@ class StreamData:
 
 
 def train_command(
-    data_dir: Path, station: str, fields: dict, flags: tuple[bool, bool], shard, opts: RunOptions
+    data_dir: Path, station: str, fields: dict, flags: tuple[bool, bool | None], shard, opts: RunOptions
 ) -> list[dict]:
     """`aqi train`: 'all' or a comma list → one network model (per station with `per_station`,
-    or with a `shard`, which splits stations between jobs); one name → that station's model, or
-    with `finetune` the network model fine-tuned on it."""
+    or with a `shard`, which splits stations between jobs); one name → the network model fine-tuned
+    on it (`finetune` True, or None where `finetunes_by_default`), else that station's own model."""
     per_station, finetune = flags
-    if finetune and (station == "all" or "," in station):
+    one = station != "all" and "," not in station
+    if finetune and not one:
         raise AqiError("--finetune: give one station (--station X)")
+    if finetune is None:  # neither --finetune nor --no-finetune given
+        finetune = one and not per_station and finetunes_by_default(data_dir, station, fields)
     if finetune:
         return [finetune_station(data_dir, station, fields, opts)]
-    if station != "all" and "," not in station:
+    if one:
         return train_stations(data_dir, station, Config().with_fields(**fields), **_kw(opts, shard))
     names = (
         stations(data_dir)

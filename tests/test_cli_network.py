@@ -191,6 +191,26 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     assert r.exit_code == 2 and "was not trained on D" in r.output
 
 
+def test_one_station_is_finetuned_by_default_when_the_network_model_covers_it(network_store, tmp_path):
+    """`aqi train --station X`: fine-tuned from the covering network model unless --no-finetune, a
+    model option (the network model fixes those) or a station it does not cover says otherwise."""
+    from aqi.finetune import finetunes_by_default
+
+    assert finetunes_by_default(network_store, "B", {"epochs": 1, "device": "cpu"})
+    assert not finetunes_by_default(network_store, "B", {"epochs": 1, "hidden": 8})
+    assert not finetunes_by_default(network_store, "D", {})  # never trained on D
+    assert not finetunes_by_default(tmp_path, "B", {})  # no network model
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    quick = ("--epochs", "1", "--batch-size", "64", "--device", "cpu")
+    r = invoke(d, "train", "--station", "B", "-q", *quick)
+    assert r.exit_code == 0 and "B (fine-tuned from the network model)" in r.output, r.output
+    out = json.loads(invoke(d, "forecast", "--station", "B", "--format", "json").output)[0]
+    assert out["model"]["kind"] == "finetuned"
+    alone = invoke(d, "train", "--station", "B", "--no-finetune", "-q", *quick)  # the same options
+    assert alone.exit_code == 2 and "too little training data" in alone.output  # the default split
+
+
 def test_forecast_all_survives_a_station_in_a_long_outage(network_store, tmp_path):
     """A covered station with no rows in the hours a forecast reads: the others are forecast, it
     gets one line, exit 2, no traceback."""
