@@ -95,8 +95,9 @@ def _together(cfg: Config) -> Config:
     term = cfg.loss.term_standard
     if term and term not in STANDARDS and not term.endswith(".toml"):
         raise AqiError(f"--term-standard {term!r}: use one of {', '.join(STANDARDS)} or a .toml file")
-    if m.level_anchor and m.head != "level":
-        raise AqiError(f"model.level_anchor: needs --head level (not {m.head!r})")
+    for name in ("level_anchor", "level_persist"):
+        if getattr(m, name) and m.head != "level":
+            raise AqiError(f"model.{name}: needs --head level (not {m.head!r})")
     return cfg
 
 

@@ -153,8 +153,9 @@ class ModelConfig:
     # accuracy 0.553 / 0.550 vs 0.556 at the body's 0.6, README)
     level_dropout: float = -1.0
     # centre the level head's distribution on a learned blend of the point forecast and the PM2.5 at
-    # the origin. Off: China winter fold level accuracy 0.555 vs 0.556 (README)
-    level_anchor: bool = False
+    level_anchor: bool = False  # the origin. Off: China winter fold level accuracy 0.555 vs 0.556
+    # mix the level distribution with a point mass on the level at the origin (persistence's), at a
+    level_persist: bool = False  # weight learned per example and hour: a learned MOS (README)
     # levels of the quantile head, increasing, with the median among them (the point forecast)
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
 
@@ -209,8 +210,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DecisionConfig:
     # Cost of publishing a level below the first unhealthy level when the hour reaches it, vs any
-    # other wrong level (1: the most probable level; > 1 trades false alarms for detections)
-    miss_cost: float = 1.0
+    miss_cost: float = 1.0  # other wrong level (1: the most probable; > 1 trades false alarms for hits)
 
 
 @dataclass(frozen=True)

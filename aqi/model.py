@@ -67,12 +67,16 @@ class Exceedance(layers.Layer):
 
     `anchored`: raw has H more columns, a gate g = σ(r - 2) per example and hour (≈ 0.12 at the
     start), and the centre moves from log1p(ŷ) toward log1p(c_t), c_t (batch, 1) µg/m³ the PM2.5 at
-    the origin: loc = (1 - g)·log1p(ŷ) + g·log1p(c_t) + δ."""
+    the origin: loc = (1 - g)·log1p(ŷ) + g·log1p(c_t) + δ.
+    `persist` (resolution, upper_closed) of the standard: raw has H more columns, a weight w = σ(r - 2)
+    per example and hour, and P(≥ b_i) = (1 - w)·P(≥ b_i) + w·1[level(c_t) > i]: a mixture with a
+    point mass on persistence's level, which a distribution around ŷ cannot put there."""
 
-    def __init__(self, breakpoints, anchored: bool = False, **kw):
+    def __init__(self, breakpoints, anchored: bool = False, persist=None, **kw):
         super().__init__(**kw)
         self.breakpoints = [float(b) for b in breakpoints]
         self.anchored = bool(anchored)
+        self.persist = None if persist is None else [float(persist[0]), bool(persist[1])]
 
     def call(self, point, raw, origin=None):
         h, e = ops.shape(point)[-1], len(self.breakpoints)
@@ -88,10 +92,24 @@ class Exceedance(layers.Layer):
         gap = (b[1:] - b[:-1]) / spread[..., None]  # (batch, H, E - 1) > 0: the log-logistic steps
         steps = ops.softplus(gap + ops.log(-ops.expm1(-gap)) + free[..., 1:])  # = gap at free 0
         logits = ops.concatenate([first[..., None], first[..., None] - ops.cumsum(steps, -1)], -1)
-        return ops.sigmoid(logits)
+        p = ops.sigmoid(logits)  # (batch, H, E)
+        if self.persist is None:
+            return p
+        at = (2 + e + self.anchored) * h
+        w = ops.sigmoid(raw[:, at : at + h] - 2.0)[..., None]  # (batch, H, 1)
+        return (1.0 - w) * p + w * self._reached(origin)[:, None, :]
+
+    def _reached(self, c):
+        """(batch, 1) µg/m³ → (batch, E) 1[level(c) > i], by `levels.level`'s rule: truncate to the
+        standard's resolution, then b_i reached (≥, or > where the table's ranges are upper-closed)."""
+        resolution, upper_closed = self.persist
+        t = ops.floor(c / resolution + 1e-9) * resolution if resolution else c
+        b = ops.convert_to_tensor(self.breakpoints)
+        return ops.cast(t > b if upper_closed else t >= b, "float32")
 
     def get_config(self):
-        return super().get_config() | {"breakpoints": self.breakpoints, "anchored": self.anchored}
+        own = {"breakpoints": self.breakpoints, "anchored": self.anchored, "persist": self.persist}
+        return super().get_config() | own
 
 
 @keras.saving.register_keras_serializable(package="aqi")
@@ -137,18 +155,21 @@ def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float])
         out = _point_head(x, h, H, m.residual, scaling, offset)
     elif m.head == "level":  # (batch, H, 1 + E): the point forecast, then P(PM2.5 ≥ b_i)
         point = _point_head(x, h, H, m.residual, scaling, offset)
-        edges = get_standard(cfg.loss.standard).edges
+        std = get_standard(cfg.loss.standard)
+        edges = std.edges
         small = keras.initializers.RandomNormal(stddev=1e-3)
         body = ops.stop_gradient(h) if m.detach_level else h
         if m.level_hidden:  # (batch, hidden + level_hidden)
             tower = _mlp_body(tower_feats, m, emb, "level_", m.level_hidden, m.level_dropout)
             body = layers.Concatenate()([body, tower])
-        width = (2 + len(edges) + m.level_anchor) * H
+        width = (2 + len(edges) + m.level_anchor + m.level_persist) * H
         raw = layers.Dense(width, kernel_initializer=small, name="level_head")(body)
         if index is not None and cfg.network.level_station:  # (batch, width), zero at the start
             raw = raw + _rows(cfg, width, "station_level", index, "zeros")
-        origin = _base(x, True, scaling, name="level_origin") if m.level_anchor else None
-        p = Exceedance(edges, m.level_anchor, name="exceedance")(point, raw, origin)
+        anchors = m.level_anchor or m.level_persist
+        origin = _base(x, True, scaling, name="level_origin") if anchors else None
+        persist = (std.resolution, std.upper_closed) if m.level_persist else None
+        p = Exceedance(edges, m.level_anchor, persist, name="exceedance")(point, raw, origin)
         out = ops.concatenate([point[..., None], p], axis=-1)
     else:
         out = _quantile_head(x, h, H, len(m.quantiles), m.residual, scaling)

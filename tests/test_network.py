@@ -428,3 +428,42 @@ def test_the_network_read_takes_a_corrupt_partition_as_a_station_without_rows(ne
     assert np.isfinite(net.column("A")).sum() == a["pm25"].notna().sum()
     with pytest.raises(AqiError, match="'E': not in"):
         NetworkPm25.read(d, [*names, "E"])
+
+
+@pytest.mark.parametrize("standard", ["us-epa-2024", "china-hj633-2012"])
+def test_a_persistence_mixture_puts_its_weight_on_the_level_at_the_origin(standard):
+    """model.level_persist: P(>= b_i) = (1 - w)·P + w·1[level(c_t) > i]; at w -> 1 the published level
+    is persistence's, counted by `levels.level`'s rule (exact breakpoints, upper-closed tables)."""
+    from aqi.levels import get_standard, level
+    from aqi.model import Exceedance
+
+    std, h = get_standard(standard), 2
+    now = np.array([0.0, *std.edges, *(b + 0.05 for b in std.edges), 1000.0], np.float32)[:, None]
+    n, e = len(now), len(std.edges)
+    point = np.full((n, h), 10.0, np.float32)
+    layer = Exceedance(std.edges, persist=(std.resolution, std.upper_closed))
+    for w, share in ((50.0, 1.0), (-50.0, 0.0), (2.0, 0.5)):
+        raw = np.zeros((n, (3 + e) * h), np.float32)
+        raw[:, -h:] = w  # the mixture weight σ(w - 2)
+        p = np.asarray(layer(point, raw, now))
+        plain = np.asarray(Exceedance(std.edges)(point, raw[:, :-h]))
+        reached = (level(now[:, 0], std)[:, None] > np.arange(e)).astype(np.float32)[:, None, :]
+        np.testing.assert_allclose(p, (1 - share) * plain + share * reached, atol=1e-5)
+        assert np.all(np.diff(p, axis=-1) <= 1e-7)  # still decreasing in i
+
+
+def test_level_persist_round_trips_and_needs_a_level_head(tmp_path):
+    import keras
+    from conftest import tiny_config
+
+    from aqi.checks import validate
+    from aqi.model import build_model
+
+    cfg = tiny_config().replace(model={"head": "level", "level_persist": True})
+    model = build_model(cfg, 5, (40.0, 30.0))
+    x = np.random.default_rng(0).normal(size=(4, cfg.window.lookback, 5)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    back = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
+    with pytest.raises(AqiError, match="model.level_persist: needs --head level"):
+        validate(tiny_config().replace(model={"head": "point", "level_persist": True}))
