@@ -79,7 +79,8 @@ def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOption
     with exclusive(model_dir(data_dir, station), TRAIN_LOCK, busy):
         tf.config.experimental.enable_op_determinism()
         data = WindowData(w.part("train"), w.part("val"), w)
-        ckpt = model_dir(data_dir, station) / "ckpt"
+        # checkpoints of its own: a --resume never restores a trained-alone run's into this shape
+        ckpt = model_dir(data_dir, station) / "ckpt-finetune"
         job = Job(cfg, data, strategy, tm.standard, ckpt, opts, start=start)
         model, run = job.run(station, device)
         run["data"] = tm.info["data"] | run["data"]  # the network's stations, neighbours, scalers
