@@ -32,13 +32,13 @@ def train_summary(meta: dict) -> str:
             d if use else o for d, o, use in zip(decided, own, meta["decided_horizons"], strict=True)
         ]
         published = f", published level acc {np.mean(pick):.3f}"
-    name = meta["station"]
+    name, members = meta["station"], f"{len(meta['best_epoch'])} member(s), "
     if meta.get("kind") == "network":
         name = f"network model of {len(meta['data']['stations'])} stations"
-    elif meta.get("kind") == "finetuned":
-        name = f"{name} (fine-tuned from the network model)"
+    elif meta.get("kind") == "finetuned":  # its members were trained together, as one model
+        name, members = f"{name} (fine-tuned from the network model)", ""
     return (
-        f"{name}: {len(meta['best_epoch'])} member(s), val MAE {mean['model']['mae']:.2f} "
+        f"{name}: {members}val MAE {mean['model']['mae']:.2f} "
         f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "
         f"{mean['model']['level_accuracy']:.3f}{published} (persistence "
         f"{mean['persistence']['level_accuracy']:.3f}), {meta['train_seconds']:.0f} s"
