@@ -9,7 +9,6 @@ to the store as they bind the network model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -27,10 +26,10 @@ from aqi.datadir import exclusive, model_dir, network_dir
 from aqi.devices import select_strategy
 from aqi.job import Job, RunOptions
 from aqi.losses import tf
-from aqi.resolve import bind, load_network
+from aqi.resolve import bind, covered, load_network
 from aqi.store import read_station
 from aqi.train import TRAIN_LOCK, WindowData
-from aqi.trained import META_FILE, TrainedModel, live_folder
+from aqi.trained import TrainedModel, live_folder
 
 # one epoch of the station's windows at a fifth of the network's rate, as one model (the members
 # together). Measured on Beijing (README): better MAE and level accuracy than training the station
@@ -43,15 +42,14 @@ def finetunes_by_default(data_dir: Path, station: str, fields: dict) -> bool:
     """`aqi train --station X` with neither --finetune nor --no-finetune: fine-tune when a network
     model covering X exists and no option given fixes the model (its window, architecture, head,
     loss) -- measured better than training X alone on both splits (README, "Cold start and
-    fine-tuning"); otherwise X is trained alone."""
-    live = live_folder(network_dir(data_dir))
-    if live is None or _model_fields(fields) or os.environ.get("TF_CONFIG"):
+    fine-tuning"); otherwise X is trained alone. A torn network model fails as under --finetune."""
+    if (
+        live_folder(network_dir(data_dir)) is None
+        or _model_fields(fields)
+        or os.environ.get("TF_CONFIG")
+    ):
         return False
-    try:
-        meta = json.loads((live / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # a torn or unreadable network model: train X alone
-        return False
-    return station in meta.get("data", {}).get("stations", [])
+    return station in covered(load_network(data_dir))  # cached: finetune_station reuses it
 
 
 def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOptions) -> dict:
