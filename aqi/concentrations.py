@@ -73,3 +73,42 @@ def decide_level(probs: np.ndarray, unhealthy: int, miss_cost: float = 1.0):
     cost[unhealthy:, :unhealthy] = miss_cost  # rows: true level; columns: published level
     chosen = np.argmin(probs @ cost, axis=-1)
     return chosen, np.take_along_axis(probs, chosen[..., None], -1)[..., 0]
+
+
+TINY = 1e-6  # floor of a probability inside a log: a level given 0 costs -log(1e-6) ≈ 13.8, not inf
+
+
+def log_loss(probs: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(...) −log P(observed level) of (..., K) level probabilities and (...) observed levels."""
+    p = np.take_along_axis(probs, np.asarray(observed)[..., None], -1)[..., 0]
+    return -np.log(np.clip(p, TINY, 1.0))
+
+
+def temper(probs: np.ndarray, temperature) -> np.ndarray:
+    """(N, H, K) level probabilities with hour h's raised to 1 / temperature[h] and renormalised:
+    > 1 flattens an over-confident hour, < 1 sharpens an under-confident one; every argmax stays."""
+    logp = np.log(np.clip(probs, TINY, 1.0)) / np.asarray(temperature, np.float64)[:, None]
+    e = np.exp(logp - logp.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, observed: np.ndarray, seen: np.ndarray) -> list[float]:
+    """Per hour ahead, the temperature in [0.2, 5] of least mean log loss over the `seen` (N, H)
+    pairs of (N, H, K) `probs` and (N, H) `observed` levels (temperature scaling, Guo et al. 2017)."""
+    return [
+        _fit_hour(probs[seen[:, h], h][:, None], observed[seen[:, h], h][:, None])
+        for h in range(probs.shape[1])
+    ]
+
+
+def _fit_hour(probs: np.ndarray, observed: np.ndarray) -> float:
+    """The temperature of one hour ahead, (n, 1, K) probabilities, (n, 1) levels; 1 if n = 0."""
+    from scipy.optimize import minimize_scalar  # training only: forecasting never pays its import
+
+    if not len(probs):
+        return 1.0
+
+    def loss(t: float) -> float:
+        return float(log_loss(temper(probs, [t]), observed).mean())
+
+    return round(float(minimize_scalar(loss, bounds=(0.2, 5.0), method="bounded").x), 4)

@@ -24,11 +24,12 @@ from aqi.config import AqiError
 from aqi.datadir import NETWORK, atomic_write_bytes, evaluate_dir
 from aqi.gap_skill import gap_scores
 from aqi.levels import Standard, get_standard, level
+from aqi.prediction import Prediction
 from aqi.report import summary_markdown
 from aqi.resolve import bind, load, network_at
 from aqi.store import read_station
 from aqi.summary import merged, summary_row
-from aqi.trained import Prediction, TrainedModel, live_folder, load_from
+from aqi.trained import TrainedModel, live_folder, load_from
 from aqi.windows import Windows, complete_grid
 
 METHODS = ("model", "persistence", "seasonal_naive", "climatology", "gbm")
@@ -200,9 +201,11 @@ def decision_scores(y: np.ndarray, tm: TrainedModel, pred: Prediction, std: Stan
         scores = metrics.exceedance_scores(observed >= std.unhealthy, lv >= std.unhealthy)
         acc = metrics.level_accuracy(observed, lv)
         curve.append({"miss_cost": cost, "level_accuracy": round(acc, metrics.DIGITS)} | scores)
-    cost = tm.config.decision.miss_cost
-    decided = metrics.per_horizon_levels(y, tm.published(pred, std)[0], std)
-    return {"decided": {"miss_cost": cost} | decided, "decision_curve": curve}
+    levels, probability = tm.published(pred, std)
+    decided = metrics.per_horizon_levels(y, levels, std) | metrics.per_horizon_calibration(
+        y, pred.level_probabilities(std), probability, std
+    )
+    return {"decided": {"miss_cost": tm.config.decision.miss_cost} | decided, "decision_curve": curve}
 
 
 def scores(test: Windows, points: dict[str, np.ndarray], std: Standard, tz: str) -> dict:

@@ -22,10 +22,11 @@ from aqi.concentrations import exceedance_probability
 from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
 from aqi.network import NetworkPm25, no_rows
+from aqi.prediction import Prediction
 from aqi.resolve import bind, forecastable, load, load_network, needed
 from aqi.shards import pick
 from aqi.store import load_manifest, read_station, read_stations, stations
-from aqi.trained import MODEL_FILE, Prediction, trained_stations
+from aqi.trained import MODEL_FILE, trained_stations
 
 
 def forecast_station(

@@ -22,15 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 import aqi
 from aqi import metrics
+from aqi.concentrations import fit_temperature
 from aqi.config import AqiError, Config
 from aqi.devices import is_chief
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, level
 from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer, resume_from
 from aqi.losses import LevelLoss, keras, tf
-from aqi.model import build_model
+from aqi.model import build_model, ensemble
+from aqi.prediction import as_prediction, publish
 from aqi.term import console
-from aqi.trained import as_prediction, publish
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
 HISTORY = ("train_loss", "val_loss", "val_mae", "val_level_acc", "lbfgs", "level_refit")
@@ -243,18 +244,6 @@ class Job:
         return on_epoch
 
 
-def ensemble(models: list) -> keras.Model:
-    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
-    if len(models) == 1:
-        return models[0]
-    x = keras.Input(models[0].input_shape[1:], name="window")
-    for i, m in enumerate(models):
-        m.name = f"member_{i}"
-    return keras.Model(
-        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
-    )
-
-
 def _info(job: Job, hists: list[History], model, device: str, seconds: float) -> dict:
     """What meta.json records about the run besides the model record itself."""
     y, pers = job.data.val_targets()
@@ -284,12 +273,19 @@ def _info(job: Job, hists: list[History], model, device: str, seconds: float) ->
 
 
 def _decision_rule(job: Job, model) -> dict:
-    """Per horizon, whether the decided level beat the point forecast's level on validation (miss
-    cost 1): where it did not, the point's level is published. Empty for a point head."""
+    """Fitted on validation (miss cost 1): per horizon, whether the decided level beat the point
+    forecast's level (where not, the point's is published), and the level head's temperatures
+    (its probabilities calibrated, every argmax kept). Empty for a point head."""
     pred = as_prediction(job.data.val_raw(model), job.cfg.model, job.std)
     decided, y = publish(pred, job.std, 1.0), job.data.val_targets()[0]
     if decided is None:
         return {}
     acc = metrics.per_horizon_levels(y, decided[0], job.std)["level_accuracy"]
     own = metrics.per_horizon_levels(y, level(pred.point, job.std), job.std)["level_accuracy"]
-    return {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
+    rule = {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
+    if pred.exceed is None:
+        return rule
+    observed, seen = level(np.nan_to_num(y), job.std), np.isfinite(y)  # a NaN target is not seen
+    return rule | {
+        "level_temperature": fit_temperature(pred.level_probabilities(job.std), observed, seen)
+    }

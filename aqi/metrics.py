@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aqi.concentrations import exceedance_probability
+from aqi.concentrations import exceedance_probability, log_loss
 from aqi.levels import Standard, level
 
 DIGITS = 4  # rounding of reported metrics: well below any difference worth reporting
@@ -39,6 +39,19 @@ def per_horizon_levels(y: np.ndarray, levels: np.ndarray, std: Standard) -> dict
         out["macro_f1"].append(macro_f1(lt, lp, std.n_levels))
         for k, v in exceedance_scores(lt >= std.unhealthy, lp >= std.unhealthy).items():
             out[k].append(v)
+    return {k: [round(v, DIGITS) for v in vs] for k, vs in out.items()}
+
+
+def per_horizon_calibration(
+    y: np.ndarray, probs: np.ndarray, chosen: np.ndarray, std: Standard
+) -> dict[str, list[float]]:
+    """Per horizon, the published level's mean probability (`chosen`, (N, H): calibrated where it
+    equals the level accuracy) and the mean log loss of the (N, H, K) level probabilities."""
+    out: dict[str, list[float]] = {"mean_probability": [], "level_log_loss": []}
+    for h in range(y.shape[1]):
+        ok = np.isfinite(y[:, h])
+        out["mean_probability"].append(float(chosen[ok, h].mean()))
+        out["level_log_loss"].append(float(log_loss(probs[ok, h], level(y[ok, h], std)).mean()))
     return {k: [round(v, DIGITS) for v in vs] for k, vs in out.items()}
 
 

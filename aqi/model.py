@@ -251,3 +251,15 @@ def _gru_body(x, m, emb=None):
     # the origin hour itself, unsqueezed: the GRU state alone blurs the latest observation
     last = layers.Flatten()(x[:, -1:, :])
     return layers.Concatenate()([h, last] + ([emb] if emb is not None else []))
+
+
+def ensemble(models: list) -> keras.Model:
+    """One model averaging the members' outputs (µg/m³); a single member is returned as it is."""
+    if len(models) == 1:
+        return models[0]
+    x = keras.Input(models[0].input_shape[1:], name="window")
+    for i, m in enumerate(models):
+        m.name = f"member_{i}"
+    return keras.Model(
+        x, keras.layers.Average(name="pm25_mean")([m(x) for m in models]), name="aqi_ensemble"
+    )

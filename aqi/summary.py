@@ -36,9 +36,10 @@ def summary_row(m: dict) -> dict:
         for method, v in m["methods"].items()
     }
     if "decided" in m:
-        acc = m["decided"]["level_accuracy"]
+        acc, prob = m["decided"]["level_accuracy"], m["decided"].get("mean_probability")
         row["published"] = {
             "level_accuracy": round(float(np.mean(acc)), 4),
+            **({"mean_probability": round(float(np.mean(prob)), 4)} if prob else {}),
             "by_horizon": {"level_accuracy": acc},
         }
     mod, pers = m["methods"]["model"], m["methods"]["persistence"]

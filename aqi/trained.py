@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from aqi.concentrations import decide_level, exceedance_probability, level_probabilities
-from aqi.config import AqiError, Config, ModelConfig, median_index
+from aqi.config import AqiError, Config
 from aqi.datadir import NETWORK, STATION_RE, atomic_write_bytes, model_dir, models_dir, network_dir
 from aqi.exported import LITE_FILE, Runner, export
-from aqi.levels import Standard, get_standard, level
+from aqi.levels import Standard, get_standard
+from aqi.prediction import Prediction, as_prediction, publish
 from aqi.windows import Scaler, Split, Windows, build_windows, window_at
 
 if TYPE_CHECKING:
@@ -36,35 +36,6 @@ if TYPE_CHECKING:
 
 MODEL_FILE, META_FILE = "model.keras", "meta.json"
 CURRENT, VERSIONS = "CURRENT", "versions"  # models/<station>/CURRENT names the live versions/<v>/
-
-
-@dataclass(frozen=True)
-class Prediction:
-    point: np.ndarray  # (N, H) µg/m³: the point head, or the median of the quantile head
-    quantiles: np.ndarray | None = None  # (N, H, Q) µg/m³ with a quantile head
-    exceed: np.ndarray | None = None  # (N, H, E) P(PM2.5 ≥ b_i) with a level head
-    quantile_levels: tuple[float, ...] = ()
-    edges: tuple[float, ...] = ()  # µg/m³, the breakpoints b_i of `exceed` (the head's standard)
-
-    def row(self, i: int) -> Prediction:
-        """The forecast of window i alone (arrays keep their leading axis, of length 1)."""
-        arrays = {k: getattr(self, k) for k in ("point", "quantiles", "exceed")}
-        return dataclasses.replace(self, **{k: v[i : i + 1] for k, v in arrays.items() if v is not None})
-
-    def exceedance(self, std: Standard) -> np.ndarray | None:
-        """(N, H, E) P(PM2.5 ≥ b_i) at the standard's breakpoints: the level head's own, or read
-        off the quantiles; None for a point head."""
-        if self.exceed is not None:  # only at the breakpoints it was trained on
-            return self.exceed if tuple(std.edges) == self.edges else None
-        if self.quantiles is None:
-            return None
-        q = self.quantile_levels
-        return np.stack([exceedance_probability(q, self.quantiles, b) for b in std.edges], -1)
-
-    def decided(self, std: Standard, miss_cost: float = 1.0):
-        """(levels (N, H), their probabilities) to publish, or None for a point head."""
-        p = self.exceedance(std)
-        return None if p is None else decide_level(level_probabilities(p), std.unhealthy, miss_cost)
 
 
 @dataclass(frozen=True)
@@ -94,7 +65,8 @@ class TrainedModel:
         """Batched forward pass in inference mode over (N, L, F) scaled windows: through the
         LiteRT file once saved and loaded, else the Keras model."""
         raw = self.runner(x, batch) if self.runner else predict(self.keras_model(), x, batch)
-        return as_prediction(raw, self.config.model, self.standard)
+        pred = as_prediction(raw, self.config.model, self.standard)
+        return dataclasses.replace(pred, temperature=tuple(self.info.get("level_temperature", ())))
 
     def keras_model(self) -> keras.Model:
         """The Keras model: the one trained in this process, else read from model.keras once
@@ -261,32 +233,6 @@ def predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     return np.concatenate(
         [np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)]
     )
-
-
-def as_prediction(raw: np.ndarray, m: ModelConfig, std: Standard) -> Prediction:
-    """A head's raw output as a Prediction: (N, H) point, (N, H, Q) quantiles, (N, H, 1 + E) level
-    (its exceedances at the breakpoints of `std`, the standard the model was trained with)."""
-    if m.head == "quantile":
-        return Prediction(raw[..., median_index(m.quantiles)], raw, quantile_levels=m.quantiles)
-    if m.head == "level":
-        return Prediction(raw[..., 0], exceed=raw[..., 1:], edges=tuple(std.edges))
-    return Prediction(raw)
-
-
-def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=None):
-    """(levels (N, H), their probabilities) to publish: the decided level where `decided_horizons`
-    (H,) is true (default: every horizon), the point forecast's level elsewhere; None without a
-    predictive distribution."""
-    d = pred.decided(std, miss_cost)
-    if d is None:
-        return None
-    use = (
-        np.ones(pred.point.shape[1], bool) if decided_horizons is None else np.asarray(decided_horizons)
-    )
-    own = level(pred.point, std)
-    probs = level_probabilities(pred.exceedance(std))
-    own_p = np.take_along_axis(probs, own[..., None], -1)[..., 0]
-    return np.where(use, d[0], own), np.where(use, d[1], own_p)
 
 
 def _jsonable(o):

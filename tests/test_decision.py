@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aqi.cli import app
-from aqi.concentrations import decide_level, level_probabilities
+from aqi.concentrations import decide_level, fit_temperature, level_probabilities, log_loss, temper
 from aqi.evaluate import evaluate_station
 from aqi.ingest import ingest
 from aqi.levels import STANDARDS
 from aqi.losses import LevelLoss, tf
 from aqi.model import build_model
+from aqi.prediction import Prediction
 from aqi.train import train_station
-from aqi.trained import live_folder, predict
+from aqi.trained import live_folder, load_from, predict
 
 US = STANDARDS["us-epa-2024"]
 runner = CliRunner()
@@ -40,6 +41,40 @@ def test_unit_miss_cost_is_the_most_probable_level_and_detections_grow_with_it(e
     np.testing.assert_array_equal(p, probs.max(-1))
     calls = [(decide_level(probs, US.unhealthy, c)[0] >= US.unhealthy).sum() for c in (1, 2, 4, 8)]
     assert calls == sorted(calls)  # a dearer miss never makes fewer 'unhealthy' calls
+
+
+@settings(max_examples=60)
+@given(st.lists(exceedances, min_size=1, max_size=20), st.floats(0.2, 5.0))
+def test_tempering_keeps_a_distribution_and_its_most_probable_level(es, t):
+    probs = level_probabilities(np.sort(np.asarray(es), axis=-1)[:, ::-1])[:, None]  # (N, 1, K)
+    out = temper(probs, [t])
+    assert np.allclose(out.sum(-1), 1.0) and (out >= 0).all()
+    top = probs.max(-1, keepdims=True) - probs < 1e-9  # a tie may go either way
+    assert np.take_along_axis(top, out.argmax(-1)[..., None], -1).all()
+    np.testing.assert_allclose(
+        temper(probs, [1.0]), np.clip(probs, 1e-6, 1) / np.clip(probs, 1e-6, 1).sum(-1, keepdims=True)
+    )
+
+
+def test_fitted_temperatures_undo_an_over_and_an_under_confident_hour():
+    rng = np.random.default_rng(0)
+    true = rng.dirichlet(np.ones(4) * 0.7, size=20000)  # (N, K), the levels' real chances
+    observed = np.array([rng.choice(4, p=p) for p in true])[:, None].repeat(2, 1)  # (N, 2)
+    shown = np.stack([temper(true[:, None], [0.5])[:, 0], temper(true[:, None], [2.0])[:, 0]], 1)
+    t = fit_temperature(shown, observed, np.ones((20000, 2), bool))
+    assert t[0] == pytest.approx(2.0, rel=0.1) and t[1] == pytest.approx(0.5, rel=0.1)
+    fixed = temper(shown, t)
+    assert log_loss(fixed, observed).mean() < log_loss(shown, observed).mean()
+    assert fit_temperature(shown, observed, np.zeros((20000, 2), bool)) == [1.0, 1.0]
+
+
+def test_only_a_level_head_prediction_is_tempered():
+    exceed = np.array([[[0.9, 0.6, 0.2, 0.1, 0.05, 0.01]]])  # (1, 1, E) at US breakpoints
+    raw = Prediction(np.zeros((1, 1)), exceed=exceed, edges=tuple(US.edges))
+    hot = Prediction(np.zeros((1, 1)), exceed=exceed, edges=tuple(US.edges), temperature=(3.0,))
+    p, q = raw.level_probabilities(US), hot.level_probabilities(US)
+    assert q.max() < p.max() and q.argmax() == p.argmax()
+    assert hot.decided(US)[1][0, 0] == pytest.approx(q.max())
 
 
 def test_level_head_probabilities_decrease_and_the_ordinal_loss_rewards_them():
@@ -71,6 +106,10 @@ def level_store(tmp_path_factory):
 def test_evaluate_scores_the_published_level_and_its_trade_off(level_store):
     m = evaluate_station(level_store, "Synth")
     assert len(m["decided"]["level_accuracy"]) == 6 and m["decided"]["miss_cost"] == 1.0
+    assert all(0 < p <= 1 for p in m["decided"]["mean_probability"])
+    assert all(v > 0 for v in m["decided"]["level_log_loss"])
+    temperature = load_from(level_store / "models" / "Synth", "Synth").info["level_temperature"]
+    assert len(temperature) == 6 and all(0.2 <= t <= 5 for t in temperature)
     pods = [r["pod"] for r in m["decision_curve"]]
     assert pods == sorted(pods) and {"far", "csi", "level_accuracy"} <= set(m["decision_curve"][0])
     png = level_store / "reports" / "evaluate" / "Synth" / "decision_curve.png"

@@ -30,7 +30,7 @@ LAYERS = [
         "sources",
         "deltas",
     },
-    {"metrics"},
+    {"metrics", "prediction"},
     {"readers", "store"},
     {"upsert"},
     {"ingest", "locations"},
