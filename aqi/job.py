@@ -101,9 +101,10 @@ class Job:
 
     def member(self, k: int):
         """Member k (seed + k): first-order training, then optional L-BFGS-B fine-tuning."""
-        t, loss = self.cfg.train, self.loss()
+        t = self.cfg.train
         tf.keras.utils.set_random_seed(t.seed + k)
-        with self.strategy.scope():
+        with self.strategy.scope():  # the loss's tau scale is a variable too
+            loss = self.loss()
             model = self.start or build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
         hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
         if t.level_epochs and self.cfg.model.head == "level" and self.cfg.model.detach_level:
@@ -131,6 +132,8 @@ class Job:
         if self.opts.resume and self.opts.resume_from:
             source = tf.train.CheckpointManager(ckpt, self.opts.resume_from / f"member-{k}", 2)
         start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
+        if self.start is not None and not start:  # fine-tuning: an epoch must beat the start
+            best.loss.assign(loop.val_loss_of(self.val_ds))
         if bool(ckpt.done.numpy()):  # finished before the interruption: its best weights stand
             return History(best_epoch=int(best.epoch.numpy()))
         train_ds = self._epochs((t.seed + k) * EPOCH_SEEDS, t.batch_size)

@@ -165,6 +165,13 @@ class Loop:
         )
         self.val_loss.update_state(loss / n, sample_weight=n)
 
+    def val_loss_of(self, val_ds) -> float:
+        """The validation loss over `val_ds` as an epoch measures it (test_step), from a reset."""
+        self.val_loss.reset_state()
+        for batch in val_ds:
+            self.test_step(batch)
+        return float(self.val_loss.result())
+
     def reset(self):
         for m in (self.train_loss, self.val_loss):
             m.reset_state()
@@ -181,7 +188,7 @@ class Best(tf.Module):
         self.weights = [tf.Variable(w, trainable=False) for w in model.get_weights()]
 
     def update(self, model, loss: float, epoch: int) -> None:
-        if loss >= float(self.loss.numpy()) - 1e-7:
+        if not np.isfinite(loss) or loss >= float(self.loss.numpy()) - 1e-7:
             self.wait.assign_add(1)
             return
         self.loss.assign(loss)
@@ -237,8 +244,8 @@ def fit(
         on_epoch and on_epoch(epoch, hist)
         if int(best.wait.numpy()) > t.patience:
             break
-    hist.best_epoch = int(best.epoch.numpy())
-    if t.restore_best and hist.best_epoch >= 0:
+    hist.best_epoch = int(best.epoch.numpy())  # -1: no epoch beat the start (`Best.loss` seeded)
+    if t.restore_best and np.isfinite(float(best.loss.numpy())):
         loop.model.set_weights([v.numpy() for v in best.weights])
     return hist
 

@@ -103,8 +103,11 @@ class Exceedance(layers.Layer):
         """(batch, 1) µg/m³ → (batch, E) 1[level(c) > i], by `levels.level`'s rule: truncate to the
         standard's resolution, then b_i reached (≥, or > where the table's ranges are upper-closed)."""
         resolution, upper_closed = self.persist
+        # c comes back from float32 scaled inputs (x·σ + mean), ~1e-5 µg/m³ off a breakpoint it
+        # sits on: rounded to 1e-3 µg/m³ in float64 first, so it is counted as it was read
+        c = ops.round(ops.cast(c, "float64") * 1000.0) / 1000.0
         t = ops.floor(c / resolution + 1e-9) * resolution if resolution else c
-        b = ops.convert_to_tensor(self.breakpoints)
+        b = ops.convert_to_tensor(self.breakpoints, "float64")
         return ops.cast(t > b if upper_closed else t >= b, "float32")
 
     def get_config(self):
@@ -214,7 +217,8 @@ def _station(x, cfg: Config):
     """(batch,) int the station's row in its tables; row 0 is 'unknown' (and, while training, a
     `station_dropout` share of the windows)."""
     index = ops.cast(ops.round(x[:, -1, -1]), "int32")
-    index = ops.clip(index, 0, cfg.network.stations)  # a row past the table: a station never seen
+    outside = (index < 0) | (index > cfg.network.stations)  # not in the table: a station never seen
+    index = ops.where(outside, 0, index)
     return StationDropout(cfg.network.station_dropout, name="station_dropout")(index)
 
 

@@ -192,6 +192,11 @@ def extra_columns(
     return pd.DataFrame(cols, index=net.times, columns=list(out))
 
 
+def n_extra(cfg: NetworkConfig) -> int:
+    """How many columns `extra_columns` makes under `cfg`."""
+    return 2 * cfg.neighbours + int(cfg.network_mean) + cfg.days + len(STATION_COLUMNS)
+
+
 def rolling_mean(v: np.ndarray, window: int, min_periods: int) -> np.ndarray:
     """Mean of the finite values among the `window` steps ending at each step, NaN where fewer
     than `min_periods` (pandas' `rolling(window, min_periods).mean()`, on a plain array)."""
@@ -218,9 +223,9 @@ def with_scale(h: Hourly, scaler: Scaler) -> Hourly:
 
 
 def with_history(net: NetworkPm25, w, end: pd.Timestamp) -> list[str]:
-    """The stations with a window a network model can learn from: an origin before `end` with L
-    hours of PM2.5 (gaps <= max_gap filled), H hours after it before the station's last
-    observation, and at least one of those targets observed (as `windows.hourly` keeps them)."""
+    """The stations with a window a network model can learn from: an origin with L hours of PM2.5
+    (gaps <= max_gap filled) and H hours after it, the last by `end` (a train window's targets) and
+    by the station's last observation, at least one of them observed (as `windows.hourly` keeps)."""
     raw = ~np.isnan(net.values)  # (T, S)
     seen = pd.DataFrame(net.values).ffill(limit=w.max_gap).notna().to_numpy()
     L, H, T = w.lookback, w.horizon, len(net.times)
@@ -229,5 +234,5 @@ def with_history(net: NetworkPm25, w, end: pd.Timestamp) -> list[str]:
     full = (ci[t + 1] - ci[t + 1 - L]) == L
     observed = (ct[t + H + 1] - ct[t + 1]) > 0
     last = T - 1 - np.argmax(raw[::-1], axis=0)  # (S,) last observed hour
-    ok = full & observed & (t[:, None] + H <= last) & (net.times[t] < end)[:, None]
+    ok = full & observed & (t[:, None] + H <= last) & (net.times[t + H] <= end)[:, None]
     return [n for n, good in zip(net.names, ok.any(0), strict=True) if good]

@@ -36,7 +36,8 @@ def train_summary(meta: dict) -> str:
     if meta.get("kind") == "network":
         name = f"network model of {len(meta['data']['stations'])} stations"
     elif meta.get("kind") == "finetuned":  # its members were trained together, as one model
-        name, members = f"{name} (fine-tuned from the network model)", ""
+        how = "fine-tuned from" if meta.get("saved", True) else "nothing saved: no epoch beat"
+        name, members = f"{name} ({how} the network model)", ""
     return (
         f"{name}: {members}val MAE {mean['model']['mae']:.2f} "
         f"µg/m³ (persistence {mean['persistence']['mae']:.2f}), level acc "

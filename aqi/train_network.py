@@ -31,6 +31,7 @@ from aqi.network import (
     NetworkPm25,
     coordinates,
     extra_columns,
+    n_extra,
     nearest,
     neighbours,
     with_history,
@@ -38,11 +39,9 @@ from aqi.network import (
 )
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
-from aqi.train import train_stations
+from aqi.train import TRAIN_LOCK, train_stations
 from aqi.trained import NETWORK, TrainedModel, predict
 from aqi.windows import Moments, Scaler, Split, hourly
-
-TRAIN_LOCK = ".train.lock"
 
 
 @dataclass
@@ -169,9 +168,13 @@ def train_network(
                 f"{left} station(s) without a complete window before {dates.train_end:%Y-%m-%d %H:%M}"
             )
             names, net = kept, net.only(kept)
+        if len(names) < 2:
+            raise AqiError(
+                f"--station all: {len(names)} station(s) can train a network model; use --per-station"
+            )
     check_size(
         cfg,
-        N_FEATURES + cfg.network.neighbours * 2 + 2 + cfg.network.days,
+        N_FEATURES + n_extra(cfg.network),
         len(net.times),
         "the network",
     )
@@ -235,7 +238,7 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
     for i, st in enumerate(names, 1):
         extra = extra_columns(net, st, nb[st], i, cfg.network, cfg.window.max_gap)
         h = hourly(read_station(data_dir, st), cfg.window, zones[st], dates, extra)
-        if not len(h.origins) or not len(h.train_rows()):
+        if not (h.split == "train").any():
             raise AqiError(f"station {st}: no complete window in the train split; leave it out")
         own = Moments(h.features).add(h.train_rows())
         moments = moments.merge(own) if moments else own

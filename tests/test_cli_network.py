@@ -12,6 +12,7 @@ from conftest import NETWORK_TINY, learnable_frame, tree_digest, write_csv
 from typer.testing import CliRunner
 
 from aqi.cli import app
+from aqi.trained import live_folder, load_from
 
 runner = CliRunner()
 TINY = NETWORK_TINY
@@ -181,14 +182,22 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
     fixed = invoke(d, "train", "--station", "B", "--finetune", "-q", *TINY)
-    assert fixed.exit_code == 2 and "the network model fixes" in fixed.output  # --hidden, …
+    assert fixed.exit_code == 2 and "cannot be set when fine-tuning" in fixed.output  # --hidden, …
+    for opt in (("--optimizer", "sgd"), ("--gap-share", "0.2"), ("--finetune-lbfgs", "3")):
+        r = invoke(d, "train", "--station", "B", "--finetune", "-q", *opt)
+        assert r.exit_code == 2 and f"{opt[0]} cannot be set" in r.output, r.output
     quick = ("--epochs", "1", "--batch-size", "64", "--device", "cpu")
-    r = invoke(d, "train", "--station", "B", "--finetune", "-q", *quick)
+    r = invoke(d, "train", "--station", "B", "--finetune", "-q", "--miss-cost", "3", *quick)
     assert r.exit_code == 0, r.output
     out = json.loads(invoke(d, "forecast", "--station", "B", "--format", "json").output)[0]
     assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
+    tuned = load_from(d / "models" / "B", "B")
+    assert tuned.config.decision.miss_cost == 3.0 and tuned.config.train.device == "cpu"
     r = invoke(d, "train", "--station", "D", "--finetune", "-q", *quick)
     assert r.exit_code == 2 and "was not trained on D" in r.output
+    still = invoke(d, "train", "--station", "C", "--finetune", "--lr", "1e-12", *quick)  # can't beat it
+    assert still.exit_code == 0 and "C (nothing saved: no epoch beat the network model)" in still.output
+    assert live_folder(d / "models" / "C") is None  # the network model forecasts C as before
 
 
 def test_one_station_is_finetuned_by_default_when_the_network_model_covers_it(network_store, tmp_path):
@@ -198,6 +207,8 @@ def test_one_station_is_finetuned_by_default_when_the_network_model_covers_it(ne
 
     assert finetunes_by_default(network_store, "B", {"epochs": 1, "device": "cpu"})
     assert not finetunes_by_default(network_store, "B", {"epochs": 1, "hidden": 8})
+    assert not finetunes_by_default(network_store, "B", {"optimizer": "sgd"})  # not honoured there
+    assert finetunes_by_default(network_store, "B", {"miss_cost": 3.0, "quiet": True})
     assert not finetunes_by_default(network_store, "D", {})  # never trained on D
     assert not finetunes_by_default(tmp_path, "B", {})  # no network model
     d = tmp_path / "data"
@@ -244,3 +255,16 @@ def test_the_network_is_read_once_for_many_stations_and_again_when_it_changes(
     write_partition(d, "C", read_station(d, "C").iloc[:-24])  # C changes: read again
     resolve.bind(network, d, "A")
     assert len(reads) == 2
+
+
+def test_all_with_fewer_than_two_trainable_stations_is_one_line(tmp_path):
+    """`--station all` leaves out the stations without a train window; fewer than 2 left is exit 2."""
+    from aqi.ingest import ingest
+
+    frames = [learnable_frame("A", seed=0), learnable_frame("B", seed=1)]
+    ingest([write_csv(f, tmp_path / "raw" / f"{f['station'][0]}.csv") for f in frames], tmp_path / "d")
+    r = invoke(
+        tmp_path / "d", "train", "--station", "all", "-q", *NETWORK_TINY, "--train-end", "2016-01-01"
+    )
+    assert r.exit_code == 2 and "0 station(s) can train" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d" / "models").exists()

@@ -289,9 +289,12 @@ def test_with_history_keeps_the_stations_a_network_model_can_learn_from():
     late = full[full["time"] >= t[40]]  # data begin after the train split's end
     holey = full.assign(pm25=np.where(np.arange(60) % 5 == 0, np.nan, 10.0))  # 1 h gaps: filled
     short = full.iloc[:14]  # 12 h of inputs, then the series ends before any 6 h of targets
-    net = NetworkPm25.from_frames({"full": full, "late": late, "holey": holey, "short": short})
+    # a train window's targets end by the split's end: from t[13], origin t[24], targets to t[30]
+    fits, edge = full[full["time"] >= t[13]], full[full["time"] >= t[14]]  # edge's end at t[31]
+    frames = {"full": full, "late": late, "holey": holey, "short": short, "fits": fits, "edge": edge}
+    net = NetworkPm25.from_frames(frames)
     w = WindowConfig(lookback=12, horizon=6, max_gap=3)
-    assert with_history(net, w, t[30]) == ["full", "holey"]
+    assert with_history(net, w, t[30]) == ["full", "holey", "fits"]
 
 
 def test_a_new_station_is_bound_on_the_days_before_the_split_else_its_first_days():
@@ -450,6 +453,13 @@ def test_a_persistence_mixture_puts_its_weight_on_the_level_at_the_origin(standa
         reached = (level(now[:, 0], std)[:, None] > np.arange(e)).astype(np.float32)[:, None, :]
         np.testing.assert_allclose(p, (1 - share) * plain + share * reached, atol=1e-5)
         assert np.all(np.diff(p, axis=-1) <= 1e-7)  # still decreasing in i
+    mean, sd = np.float32(83.7), np.float32(47.0)  # the origin as the model rebuilds it: x·σ + mean
+    back = ((now - mean) / sd) * sd + mean
+    raw = np.zeros((n, (3 + e) * h), np.float32)
+    raw[:, -h:] = 50.0
+    p = np.asarray(layer(point, raw, back))
+    reached = (level(now[:, 0], std)[:, None] > np.arange(e)).astype(np.float32)[:, None, :]
+    np.testing.assert_allclose(p, np.broadcast_to(reached, p.shape), atol=1e-5)
 
 
 def test_level_persist_round_trips_and_needs_a_level_head(tmp_path):

@@ -17,7 +17,7 @@ from aqi import trained
 from aqi.config import AqiError, median_index
 from aqi.datadir import model_dir
 from aqi.levels import STANDARDS
-from aqi.loop import Loop, NonFiniteLoss, dataset, fit, make_optimizer
+from aqi.loop import Best, Loop, NonFiniteLoss, dataset, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model
 from aqi.train import train_station
@@ -50,6 +50,26 @@ def test_custom_loop_matches_model_fit(optimizer):
     np.testing.assert_allclose(hist.step_losses, per_step, rtol=2e-4, atol=1e-6)
     for wa, wb in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
+
+
+def test_a_seeded_best_keeps_the_start_unless_an_epoch_beats_it():
+    """Fine-tuning seeds early stopping with the start's validation loss: epochs that do not beat
+    it leave the start's weights (best epoch -1); a NaN validation loss never counts as better."""
+    x, y = problem()
+    cfg = array_config(epochs=2, lr=0.05, patience=5, restore_best=True)
+    model, _ = two_models(cfg)
+    start = model.get_weights()
+    loop = Loop(model, make_optimizer(cfg.train, 5), LevelLoss(), tf.distribute.get_strategy())
+    best = Best(model)
+    best.loss.assign(-1.0)  # no loss is below it
+    ds = dataset(x, y, 16, False, 0)
+    hist = fit(loop, ds, ds, cfg.train, len(x), best=best)
+    assert hist.best_epoch == -1 and len(hist.val_loss) == 2
+    for got, want in zip(model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(got, want)
+    fresh = Best(model)
+    fresh.update(model, float("nan"), 0)
+    assert int(fresh.epoch.numpy()) == -1 and int(fresh.wait.numpy()) == 1
 
 
 @pytest.mark.parametrize("m", [0.0, 0.7])
