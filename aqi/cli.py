@@ -157,8 +157,8 @@ def levels(
         for std in STANDARDS.values() if all_ else [get_standard(standard)]:
             standard_table(std)
         return
-    if not value >= 0:
-        raise AqiError(f"--value {value}: a concentration must be >= 0 µg/m³")
+    if not 0 <= value < float("inf"):
+        raise AqiError(f"--value {value}: a concentration must be finite and >= 0 µg/m³")
     typer.echo(level_line(value, get_standard(standard)))
 
 

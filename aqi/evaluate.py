@@ -174,6 +174,7 @@ def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_
         other = bind(network_at(network), data_dir, station)  # loaded once
     else:
         other = load_from(root / station, station)
+        other = bind(other, data_dir, station) if other.config.network.stations else other  # tuned
     mine = (test.dates, test.y.shape[1])
     if (other.split, other.config.window.horizon) != mine:
         raise AqiError(

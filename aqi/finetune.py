@@ -40,18 +40,20 @@ TRAIN = {f.name for f in dataclasses.fields(TrainConfig)}
 CONFIG_FIELDS = {f.name for kind in SECTIONS.values() for f in dataclasses.fields(kind)}
 
 
-def finetunes_by_default(data_dir: Path, station: str, fields: dict) -> bool:
+def finetunes_by_default(data_dir: Path, station: str, fields: dict, echo=lambda _: None) -> bool:
     """`aqi train --station X` with neither --finetune nor --no-finetune: fine-tune when a network
     model covering X exists and every option given is one a fine-tune honours (`TUNABLE`) --
     measured better than training X alone on both splits (README, "Cold start and fine-tuning");
-    otherwise X is trained alone. A torn network model fails as under --finetune."""
-    if (
-        live_folder(network_dir(data_dir)) is None
-        or _model_fields(fields)
-        or os.environ.get("TF_CONFIG")
-    ):
+    otherwise X is trained alone, with a line saying so when options were the reason. A torn
+    network model fails as under --finetune."""
+    if live_folder(network_dir(data_dir)) is None or os.environ.get("TF_CONFIG"):
         return False
-    return station in covered(load_network(data_dir))  # cached: finetune_station reuses it
+    if station not in covered(load_network(data_dir)):  # cached: finetune_station reuses it
+        return False
+    fixed = _model_fields(fields)
+    if fixed:
+        echo(f"{station}: trained alone, not fine-tuned from the network model: {_options(fixed)}")
+    return not fixed
 
 
 def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOptions) -> dict:
@@ -90,10 +92,9 @@ def _check(data_dir: Path, station: str, fields: dict) -> None:
     cluster, no network model, or one not trained on X."""
     fixed = _model_fields(fields)
     if fixed:
-        names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(fixed))
         raise AqiError(
-            f"--finetune: {names} cannot be set when fine-tuning the network model; drop them "
-            "or pass --no-finetune"
+            f"--finetune: {_options(fixed)}: not settable when fine-tuning the network model; "
+            "drop it or pass --no-finetune"
         )
     if os.environ.get("TF_CONFIG"):
         raise AqiError("--finetune: runs on one worker; unset TF_CONFIG")
@@ -103,6 +104,10 @@ def _check(data_dir: Path, station: str, fields: dict) -> None:
         )
     if station not in covered(load_network(data_dir)):
         raise AqiError(f"--finetune: the network model was not trained on {station}")
+
+
+def _options(fields: set[str]) -> str:
+    return ", ".join(f"--{k.replace('_', '-')}" for k in sorted(fields))
 
 
 def _model_fields(fields: dict) -> set[str]:

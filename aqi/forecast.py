@@ -158,7 +158,9 @@ def _parse_at(at: str, tz: str) -> pd.Timestamp:
     try:
         t = pd.Timestamp(at)
     except ValueError:
-        raise AqiError(f"--at {at!r}: not a time (use e.g. 2016-12-01T08:00)") from None
+        t = pd.NaT
+    if pd.isna(t):
+        raise AqiError(f"--at {at!r}: not a time (use e.g. 2016-12-01T08:00)")
     return t.tz_localize(tz) if t.tzinfo is None else t
 
 

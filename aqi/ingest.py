@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from aqi.config import AqiError, IngestConfig
-from aqi.datadir import check_station, manifest_path, partition_path
+from aqi.datadir import check_station, manifest_path, partition_path, store_dir
 from aqi.deltas import delta_files, read_deltas, write_delta
 from aqi.mapping import load_mapping
 from aqi.readers import UnknownLayout, drop_duplicates, read_source
@@ -174,5 +174,7 @@ def _upsert(data_dir, station, plan, spans, manifest, info) -> IngestReport:
 
 def compact_store(data_dir: Path) -> tuple[int, list[str]]:
     """`aqi compact`: fold the hourly delta layer into the partitions; (stations folded, notes)."""
+    if not store_dir(data_dir).is_dir():
+        raise AqiError(f"no store in {Path(data_dir)}; run `aqi ingest PATH` first (or --data-dir)")
     with locked(data_dir):
         return compact(data_dir, load_manifest(data_dir))

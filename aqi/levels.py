@@ -22,14 +22,8 @@ import numpy as np
 from aqi.config import AqiError, read_toml
 
 US_COLORS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#8f3f97", "#7e0023")
-US_NAMES = (
-    "Good",
-    "Moderate",
-    "Unhealthy for Sensitive Groups",
-    "Unhealthy",
-    "Very Unhealthy",
-    "Hazardous",
-)
+US_NAMES = ("Good", "Moderate", "Unhealthy for Sensitive Groups", "Unhealthy", "Very Unhealthy",
+            "Hazardous")  # fmt: skip
 EEA_NAMES = ("Good", "Fair", "Moderate", "Poor", "Very poor", "Extremely poor")
 EEA_COLORS = ("#50f0e6", "#50ccaa", "#f0e641", "#ff5050", "#960032", "#7d2181")
 
@@ -81,19 +75,8 @@ def _shared(key, title, points, index, names, colors, unhealthy, verified):
     """Tables whose bands share their end points; `points` are the index-segment end points."""
     segs = tuple((points[i], points[i + 1], index[i], index[i + 1]) for i in range(len(index) - 1))
     edges = tuple(points[1 : len(names)])
-    return Standard(
-        key,
-        title,
-        tuple(names),
-        tuple(colors),
-        edges,
-        segs,
-        0.0,
-        True,
-        unhealthy,
-        verified,
-        ceil_index=key.startswith("china"),
-    )
+    args = (key, title, tuple(names), tuple(colors), edges, segs, 0.0, True, unhealthy, verified)
+    return Standard(*args, ceil_index=key.startswith("china"))
 
 
 STANDARDS: dict[str, Standard] = {
@@ -261,6 +244,24 @@ def load_standard(path: Path) -> Standard:
         raise AqiError(f"{path}: invalid standard: {e}") from None
 
 
+def _check_levels(doc: dict, bands: list[tuple[float, float, float, float]]) -> None:
+    """ValueError unless the (c_lo, c_hi, i_lo, i_hi) rows are finite, rising and apart, and the
+    name, unhealthy level and resolution make sense."""
+    if not np.isfinite(bands).all():
+        raise ValueError("breakpoints and index values must be finite (no nan or inf)")
+    if any(h < lo or ih < il for lo, h, il, ih in bands) or any(
+        b[0] <= a[0] or b[0] < a[1] or b[2] < a[3] for a, b in zip(bands, bands[1:], strict=False)
+    ):
+        raise ValueError(
+            "levels must increase without overlapping: c_lo <= c_hi <= the next level's c_lo "
+            "(c_lo rising), and i_lo <= i_hi <= the next level's i_lo"
+        )
+    if str(doc.get("name", "")) in STANDARDS:
+        raise ValueError(f"name {doc['name']!r} is a built-in standard's; choose another")
+    if not (isinstance(doc.get("unhealthy", 1), int) and float(doc.get("resolution", 0)) >= 0):
+        raise ValueError("unhealthy must be a whole level number and resolution >= 0 µg/m³")
+
+
 def _standard_from_doc(doc: dict, path: Path) -> Standard:
     rows = doc.get("level")
     if not isinstance(rows, list) or len(rows) < 2:
@@ -272,14 +273,7 @@ def _standard_from_doc(doc: dict, path: Path) -> Standard:
     c_hi = [float(r["c_hi"]) for r in rows]
     i_lo = [float(r.get("i_lo", i)) for i, r in enumerate(rows)]
     i_hi = [float(r.get("i_hi", i + 1)) for i, r in enumerate(rows)]
-    if not np.isfinite(c_lo + c_hi + i_lo + i_hi).all():
-        raise ValueError("breakpoints and index values must be finite (no nan or inf)")
-    if any(b <= a for a, b in zip(c_lo, c_lo[1:], strict=False)) or any(
-        h < lo for lo, h in zip(c_lo, c_hi, strict=True)
-    ):
-        raise ValueError(
-            "breakpoints must increase (c_lo of each level above the previous, c_hi >= c_lo)"
-        )
+    _check_levels(doc, list(zip(c_lo, c_hi, i_lo, i_hi, strict=True)))
     boundary = doc.get("boundary", "upper")
     if boundary not in ("upper", "lower"):
         raise ValueError("boundary must be 'upper' or 'lower'")

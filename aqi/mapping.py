@@ -91,7 +91,31 @@ def load_mapping(path: Path, station: str | None = None) -> Mapping:
         raise AqiError(f"{path}: invalid mapping: {e}") from None
 
 
+KEYS = {  # what a mapping may hold: a typo ([unit], timzone) must not pass silently
+    "": {"time", "station", "columns", "units", "missing"},
+    "time": {"timezone", "column", "format", "parts"},
+    "station": {"column", "name", "wide"},
+}
+
+
+def _check_keys(doc: dict, station: str | None) -> None:
+    for table, allowed in KEYS.items():
+        got = doc if not table else doc.get(table, {})
+        extra = set(got) - allowed if isinstance(got, dict) else set()
+        if extra:
+            where = f"[{table}]" if table else "top level"
+            raise ValueError(
+                f"unknown key(s) {sorted(extra)} at {where}; known: {', '.join(sorted(allowed))}"
+            )
+    s = doc.get("station", {})
+    if isinstance(s, dict) and len({"column", "name", "wide"} & set(s)) > 1:
+        raise ValueError("[station] takes one of 'column', 'name' or 'wide'")
+    if isinstance(s, dict) and s.get("name") and station and station != s["name"]:
+        raise ValueError(f"[station] name = {s['name']!r} but --station {station!r}; give one")
+
+
 def _from_doc(doc: dict, station: str | None) -> Mapping:
+    _check_keys(doc, station)
     t = doc.get("time")
     if not isinstance(t, dict) or "timezone" not in t:
         raise ValueError("[time] needs 'timezone' and 'column' or 'parts'")
@@ -157,6 +181,8 @@ def _unit(col: str, spec: float | str) -> tuple[float, float]:
     if col not in MEASURES:
         raise ValueError(f"[units] {col!r} is not a canonical column")
     if isinstance(spec, int | float) and not isinstance(spec, bool):
+        if not 0 < spec < float("inf"):
+            raise ValueError(f"[units] {col} = {spec!r}: a factor must be finite and > 0")
         return float(spec), 0.0
     key = str(spec).strip().lower()
     if key in UNIT_FACTORS:

@@ -76,13 +76,19 @@ def _check_lines(name: str, data: bytes, cfg: IngestConfig) -> None:
 
 
 def _gunzip(name: str, data: bytes, cfg: IngestConfig) -> bytes:
-    """A .gz source inflated, at most `cfg.max_bytes` (a gzip bomb stops there)."""
-    z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """A .gz source inflated, every member of a concatenated file (`gzip >>`), at most
+    `cfg.max_bytes` (a gzip bomb stops there); a file cut short is refused, not read in part."""
+    out, rest = b"", data
     try:
-        out = z.decompress(data, cfg.max_bytes + 1)
+        while rest:
+            z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += z.decompress(rest, cfg.max_bytes + 1 - len(out))
+            _check_size(name, len(out), cfg)
+            if not z.eof:
+                raise AqiError(f"{name}: truncated gzip file (no end marker); fetch it again")
+            rest = z.unused_data.lstrip(b"\0")  # padding between members is allowed
     except zlib.error as e:
         raise AqiError(f"{name}: corrupt gzip file ({e}); fetch it again") from None
-    _check_size(name, len(out), cfg)
     return out
 
 

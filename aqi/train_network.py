@@ -114,7 +114,7 @@ def train_command(
     if finetune and not one:
         raise AqiError("--finetune: give one station (--station X)")
     if finetune is None:  # neither --finetune nor --no-finetune given
-        finetune = one and not per_station and finetunes_by_default(data_dir, station, fields)
+        finetune = one and not per_station and finetunes_by_default(data_dir, station, fields, opts.echo)
     if finetune:
         return [finetune_station(data_dir, station, fields, opts)]
     if one:

@@ -293,6 +293,28 @@ def mapping_missing_not_a_list(r):
     return ingest(str(small_csv(r, "ok.csv")), "--mapping", str(m)), "missing must be a list"
 
 
+@case
+def mapping_misspelt_table(r):
+    m = write(r, "m.toml", '[time]\ncolumn = "t"\ntimezone = "UTC"\n[unit]\npm25 = "mg/m3"\n')
+    return ingest(
+        str(small_csv(r, "ok.csv")), "--mapping", str(m)
+    ), "unknown key(s) ['unit'] at top level"
+
+
+@case
+def mapping_zero_unit_factor(r):
+    text = '[time]\ncolumn = "t"\ntimezone = "UTC"\n[station]\nname = "S"\n[units]\npm25 = 0\n'
+    m = write(r, "m.toml", text)
+    return ingest(str(small_csv(r, "ok.csv")), "--mapping", str(m)), "a factor must be finite and > 0"
+
+
+@case
+def mapping_station_name_and_option_disagree(r):
+    m = write(r, "m.toml", '[time]\ncolumn = "t"\ntimezone = "UTC"\n[station]\nname = "S"\n')
+    args = ingest(str(small_csv(r, "ok.csv")), "--mapping", str(m), "--station", "Other")
+    return args, "[station] name = 'S' but --station 'Other'"
+
+
 # ---- train ---------------------------------------------------------------------------------------
 
 
@@ -399,7 +421,7 @@ def train_standard_inf_breakpoint(r):
 
 @case
 def train_standard_decreasing(r):
-    return train("--standard", str(standard_toml(r, "5"))), "breakpoints must increase"
+    return train("--standard", str(standard_toml(r, "5"))), "levels must increase"
 
 
 @case
@@ -484,6 +506,31 @@ def forecast_station_escaping(r):
 @case
 def forecast_at_not_a_time(r):
     return ["forecast", "--station", "Synth", "--at", "soon"], "--at 'soon': not a time"
+
+
+@case
+def compact_without_a_store(r):
+    return ["--data-dir", str(r / "nowhere"), "compact"], "no store in"
+
+
+@case
+def levels_value_infinite(r):
+    return ["levels", "--value", "inf"], "--value inf: a concentration must be finite"
+
+
+@case
+def forecast_at_nat(r):
+    return ["forecast", "--station", "Synth", "--at", "NaT"], "--at 'NaT': not a time"
+
+
+@case
+def train_seed_out_of_range(r):
+    return train("--seed", "-1"), "--seed -1: out of range"
+
+
+@case
+def train_tau_infinite(r):
+    return train("--tau", "inf"), "--tau inf: out of range"
 
 
 @case

@@ -182,10 +182,10 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
     fixed = invoke(d, "train", "--station", "B", "--finetune", "-q", *TINY)
-    assert fixed.exit_code == 2 and "cannot be set when fine-tuning" in fixed.output  # --hidden, …
+    assert fixed.exit_code == 2 and "not settable when fine-tuning" in fixed.output  # --hidden, …
     for opt in (("--optimizer", "sgd"), ("--gap-share", "0.2"), ("--finetune-lbfgs", "3")):
         r = invoke(d, "train", "--station", "B", "--finetune", "-q", *opt)
-        assert r.exit_code == 2 and f"{opt[0]} cannot be set" in r.output, r.output
+        assert r.exit_code == 2 and f"{opt[0]}: not settable" in r.output, r.output
     quick = ("--epochs", "1", "--batch-size", "64", "--device", "cpu")
     r = invoke(d, "train", "--station", "B", "--finetune", "-q", "--miss-cost", "3", *quick)
     assert r.exit_code == 0, r.output
@@ -193,6 +193,13 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
     tuned = load_from(d / "models" / "B", "B")
     assert tuned.config.decision.miss_cost == 3.0 and tuned.config.train.device == "cpu"
+    from aqi.evaluate import other_forecast  # `evaluate --model ft=DIR` binds a fine-tuned model
+    from aqi.resolve import load
+    from aqi.store import read_station
+
+    df = read_station(d, "B")
+    test = load(d, "B").windows(df).part("test")
+    assert other_forecast("ft", d / "models", "B", df, test, d).shape == test.y.shape
     r = invoke(d, "train", "--station", "D", "--finetune", "-q", *quick)
     assert r.exit_code == 2 and "was not trained on D" in r.output
     still = invoke(d, "train", "--station", "C", "--finetune", "--lr", "1e-12", *quick)  # can't beat it
@@ -206,7 +213,9 @@ def test_one_station_is_finetuned_by_default_when_the_network_model_covers_it(ne
     from aqi.finetune import finetunes_by_default
 
     assert finetunes_by_default(network_store, "B", {"epochs": 1, "device": "cpu"})
-    assert not finetunes_by_default(network_store, "B", {"epochs": 1, "hidden": 8})
+    said = []
+    assert not finetunes_by_default(network_store, "B", {"epochs": 1, "hidden": 8}, said.append)
+    assert said == ["B: trained alone, not fine-tuned from the network model: --hidden"]
     assert not finetunes_by_default(network_store, "B", {"optimizer": "sgd"})  # not honoured there
     assert finetunes_by_default(network_store, "B", {"miss_cost": 3.0, "quiet": True})
     assert not finetunes_by_default(network_store, "D", {})  # never trained on D

@@ -98,6 +98,25 @@ def test_folder_and_nested_zip(tmp_path):
     }
 
 
+def test_concatenated_gzip_is_read_whole_and_a_cut_one_refused(tmp_path):
+    """`gzip >>` appends a second member: every row of both is stored; a file cut short (no end
+    marker) is refused in one line with nothing written, never read in part."""
+    import gzip
+
+    text = write_csv(uci_frame("Alpha", hours=96), tmp_path / "a.csv").read_bytes()
+    head, body = text.split(b"\n", 1)
+    cut = body.rfind(b"\n", 0, len(body) // 2) + 1
+    two = tmp_path / "two.csv.gz"
+    two.write_bytes(gzip.compress(head + b"\n" + body[:cut]) + gzip.compress(body[cut:]))
+    (report,) = ingest([two], tmp_path / "d")
+    assert len(read_station(tmp_path / "d", "Alpha")) == 96
+    short = tmp_path / "short.csv.gz"
+    short.write_bytes(gzip.compress(text)[:-40])
+    with pytest.raises(AqiError, match="truncated gzip file"):
+        ingest([short], tmp_path / "e")
+    assert not (tmp_path / "e" / "store").exists()
+
+
 def test_station_option_filters_uci_files(tmp_path):
     raw = tmp_path / "raw"
     write_csv(uci_frame("Alpha"), raw / "a.csv")

@@ -80,15 +80,24 @@ def test_custom_standard_toml(tmp_path):
     assert level([19.9, 20], std).tolist() == [0, 1] and index_value(100, std) == 100
 
 
+TWO = "[[level]]\nname='a'\nc_lo=0\nc_hi=10\ni_lo=0\ni_hi=50\n[[level]]\nname='b'\n"
+B = "c_lo=11\nc_hi=30\ni_lo=51\ni_hi=100\n"  # level b, right above a
+
+
 @pytest.mark.parametrize(
     "body, msg",
     [
         ("[[level]]\nname='a'\nc_lo=0\nc_hi=5\n", "at least two"),
         (
             "[[level]]\nname='a'\nc_lo=10\nc_hi=20\n[[level]]\nname='b'\nc_lo=5\nc_hi=30\n",
-            "must increase",
+            "levels must increase",
         ),
         ("[[level]]\nname='a'\nc_lo=0\nc_hi=5\n[[level]]\nc_lo=6\nc_hi=9\n", "level 1 has no name"),
+        (f"{TWO}c_lo=5\nc_hi=30\ni_lo=51\ni_hi=100\n", "without overlapping"),  # b inside a
+        (f"{TWO}c_lo=11\nc_hi=30\ni_lo=40\ni_hi=100\n", "without overlapping"),  # index falls
+        (f"name='us-epa-2024'\n{TWO}{B}", "built-in standard"),
+        (f"unhealthy=1.7\n{TWO}{B}", "whole level number"),
+        (f"resolution=-1\n{TWO}{B}", "resolution >= 0"),
         ("[[level]\n", "malformed TOML"),
     ],
 )
