@@ -81,7 +81,12 @@ def bench_path(data_dir: Path) -> Path:
 
 
 def write_output(path: Path, text: str, option: str) -> None:
-    """A file the user named (e.g. `--output`), written atomically; OSError → AqiError naming it."""
+    """A file the user named (e.g. `--output`), written atomically; OSError → AqiError naming it.
+    Never inside a store or a model folder (one holding _manifest.json or CURRENT): it would
+    overwrite what the data folder is made of."""
+    here = Path(path).resolve()
+    if any((d / "_manifest.json").exists() or (d / "CURRENT").exists() for d in here.parents):
+        raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
     try:
         atomic_write_bytes(path, text.encode())
     except OSError as e:

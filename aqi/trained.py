@@ -158,6 +158,7 @@ def _prune(station_dir: Path, keep: set[str]) -> None:
 def load_from(station_dir: Path, station: str) -> TrainedModel:
     """The live model of a station folder (see `live_folder`), for `station` (named in messages)."""
     d = live_folder(station_dir) or station_dir
+    fix = "aqi train --station " + ("all" if Path(station_dir).name == NETWORK else station)
     if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
         raise AqiError(
             f"no trained model for station {station!r} in {station_dir.parent}; "
@@ -167,16 +168,16 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         meta = json.loads((d / META_FILE).read_text())
         missing = {"station", "timezone", "config", "scaler", "split", "standard"} - set(meta)
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
-        raise AqiError(f"{d / META_FILE}: corrupt ({e}); retrain the station") from None
+        raise AqiError(f"{d / META_FILE}: corrupt ({e}); retrain: `{fix}`") from None
     if missing or not isinstance(meta, dict):
         raise AqiError(
-            f"{d / META_FILE}: incomplete (no {', '.join(sorted(missing))}); retrain the station"
+            f"{d / META_FILE}: incomplete (no {', '.join(sorted(missing))}); retrain: `{fix}`"
         )
     sha, lite = _sha256(d / MODEL_FILE), meta.get("lite_sha256", "")
     if sha != meta.get("model_sha256"):
-        raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); retrain")
+        raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); `{fix}`")
     if lite and (not (d / LITE_FILE).exists() or _sha256(d / LITE_FILE) != lite):
-        raise AqiError(f"{d}: {LITE_FILE} does not match meta.json (interrupted write?); retrain")
+        raise AqiError(f"{d}: {LITE_FILE} does not match meta.json (interrupted write?); `{fix}`")
     runner = Runner(d / LITE_FILE) if lite else None
     model = None if runner else _read_keras(d / MODEL_FILE)  # saved before the LiteRT export
     tz = meta["timezone"]

@@ -519,6 +519,12 @@ def levels_value_infinite(r):
 
 
 @case
+def forecast_output_over_the_store(r):
+    out = data(r) / "store" / "_manifest.json"
+    return ["forecast", "--station", "Synth", "--output", str(out)], "inside the data folder's store"
+
+
+@case
 def forecast_at_nat(r):
     return ["forecast", "--station", "Synth", "--at", "NaT"], "--at 'NaT': not a time"
 

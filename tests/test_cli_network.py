@@ -277,3 +277,11 @@ def test_all_with_fewer_than_two_trainable_stations_is_one_line(tmp_path):
     )
     assert r.exit_code == 2 and "0 station(s) can train" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "d" / "models").exists()
+
+
+def test_a_torn_network_model_says_to_retrain_the_network(network_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    (live_folder(d / "models" / "_network") / "meta.json").write_text("{")
+    r = invoke(d, "forecast", "--station", "B")
+    assert r.exit_code == 2 and "corrupt" in r.output and "`aqi train --station all`" in r.output
