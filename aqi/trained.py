@@ -155,6 +155,11 @@ def _prune(station_dir: Path, keep: set[str]) -> None:
         stale.unlink(missing_ok=True)
 
 
+# meta.json's keys that are fields of the record itself; the rest is its `info`
+RECORD = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
+RECORD |= {"model_sha256", "lite_sha256", "breakpoints"}
+
+
 def load_from(station_dir: Path, station: str) -> TrainedModel:
     """The live model of a station folder (see `live_folder`), for `station` (named in messages)."""
     d = live_folder(station_dir) or station_dir
@@ -182,8 +187,6 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
     model = None if runner else _read_keras(d / MODEL_FILE)  # saved before the LiteRT export
     tz = meta["timezone"]
     table = meta.get("standard_table")
-    own = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
-    own |= {"model_sha256", "lite_sha256", "breakpoints"}
     return TrainedModel(
         station=meta["station"],
         model=model,
@@ -192,7 +195,7 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         split=Split.from_dict(meta["split"], tz),
         timezone=tz,
         standard=Standard.from_dict(table) if table else get_standard(meta["standard"]),
-        info={k: v for k, v in meta.items() if k not in own},
+        info={k: v for k, v in meta.items() if k not in RECORD},
         path=d,
         sha256=sha,
         lite_sha256=lite,
