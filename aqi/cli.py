@@ -20,18 +20,15 @@ class AqiTyper(typer.Typer):
     """The `aqi` console entry: TF's native stderr lines go elsewhere before any import (not tests)."""
 
     def __call__(self, *args, **kwargs):
+        from aqi.term import one_line_errors
         from aqi.tfboot import route_native_stderr
 
         route_native_stderr()
-        return super().__call__(*args, **kwargs)
+        one_line_errors(lambda: super(AqiTyper, self).__call__(*args, standalone_mode=False, **kwargs))
 
 
-app = AqiTyper(
-    help="PM2.5 air-quality forecasting: ingest, train, forecast, evaluate.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = AqiTyper(help="PM2.5 air-quality forecasting: ingest, train, forecast, evaluate.",
+               no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
 STATE: dict[str, Path] = {}
 Opt = typer.Option  # shorthand: every option defaults to None = the value in aqi/config.py
 

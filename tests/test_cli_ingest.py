@@ -251,3 +251,18 @@ def test_download_checks_real_uci_files_against_published_digests(tmp_path, http
         z.write(BEIJING / name, f"PRSA_Data_20130301-20170228/{name}")
     r = aqi("download", "--url", f"{base}/uci.zip", "-q", data_dir=tmp_path / "d")
     assert r.exit_code == 0 and "1 CSV(s) match the published UCI sha256" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["train", "--station", "X", "--epochs", "abc"], "Invalid value for '--epochs'"),
+        (["train"], "Missing option '--station'"),
+        (["--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_a_usage_error_from_the_console_entry_is_one_line(args, msg):
+    """What the parser itself refuses (Click's errors) is one line on stderr and exit 2, as every
+    other bad input is; through the real console entry, which CliRunner does not use."""
+    r = subprocess.run([sys.executable, "-m", "aqi", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr and "--help" in r.stderr
