@@ -40,4 +40,7 @@ def one_or_all(station: str, shard: str | None = None) -> str:
         parse(shard)
     if station == "all":
         return station
-    return ",".join(check_station(s.strip()) for s in station.split(",") if s.strip())
+    names = [s.strip() for s in station.split(",")]
+    if "" in names or len(set(names)) < len(names):
+        raise AqiError(f"--station {station!r}: an empty or repeated name; list each station once")
+    return ",".join(check_station(s) for s in names)

@@ -519,6 +519,16 @@ def levels_value_infinite(r):
 
 
 @case
+def train_station_list_with_a_repeat(r):
+    return ["train", "--station", "Synth,Other,Synth"], "an empty or repeated name"
+
+
+@case
+def forecast_station_list_with_a_trailing_comma(r):
+    return ["forecast", "--station", "Synth,"], "an empty or repeated name"
+
+
+@case
 def forecast_output_over_the_store(r):
     out = data(r) / "store" / "_manifest.json"
     return ["forecast", "--station", "Synth", "--output", str(out)], "inside the data folder's store"
