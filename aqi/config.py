@@ -193,7 +193,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # adamw only
     # momentum of a per-step moving average of the weights (0 = off); each epoch then ends on the
     ema: float = 0.0  # averaged weights, which validation scores and training continues from
-    patience: int = 3  # epochs without validation-loss improvement before stopping
+    patience: int = 3  # epochs without validation-loss improvement tolerated (Keras' patience + 1)
     restore_best: bool = True  # end with the weights of the best validation epoch
     seed: int = 0  # weights, shuffling and dropout; deterministic on CPU
     device: str = "auto"  # auto | cpu | cpus:N | gpu | gpu:0,1
