@@ -10,6 +10,7 @@ fitted over every station's train rows; the station's identity is an embedding r
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 
 from aqi.checks import check_size, validate
 from aqi.config import AqiError, Config, network_defaults
-from aqi.datadir import check_station, exclusive, network_dir
+from aqi.datadir import check_station, exclusive, model_dir, network_dir
 from aqi.devices import select_strategy
 from aqi.features import N_FEATURES
 from aqi.finetune import finetune_station, finetunes_by_default
@@ -40,7 +41,7 @@ from aqi.network import (
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import TRAIN_LOCK, train_stations
-from aqi.trained import NETWORK, TrainedModel, predict
+from aqi.trained import META_FILE, NETWORK, TrainedModel, live_folder, predict
 from aqi.windows import Moments, Scaler, Split, hourly
 
 
@@ -209,7 +210,21 @@ def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, wor
     tm = TrainedModel(NETWORK, model, cfg, data.scaler, data.dates, data.timezone, std, info)
     meta = tm.save(out).meta()
     shutil.rmtree(_ckpt(out), ignore_errors=True)  # saved: a later --resume starts afresh
+    tuned = [st for st in names if _finetuned(model_dir(out, st))]
+    if tuned:  # they go on forecasting their stations, from the network model this one replaced
+        opts.echo(
+            "note: models fine-tuned from the previous network model stay live for "
+            f"{', '.join(tuned)}; `aqi train --station X` fine-tunes X from this one"
+        )
     return meta
+
+
+def _finetuned(folder: Path) -> bool:
+    live = live_folder(folder)
+    try:
+        return bool(live) and json.loads((live / META_FILE).read_text()).get("kind") == "finetuned"
+    except (OSError, ValueError):
+        return False  # a torn model is reported when it is loaded
 
 
 def by_distance(rule: str, coords: dict | None) -> dict | None:

@@ -202,6 +202,8 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     assert other_forecast("ft", d / "models", "B", df, test, d).shape == test.y.shape
     r = invoke(d, "train", "--station", "D", "--finetune", "-q", *quick)
     assert r.exit_code == 2 and "was not trained on D" in r.output
+    again = invoke(d, "train", "--station", "A,B,C", *NETWORK_TINY)  # B's model is now of the old one
+    assert again.exit_code == 0 and "previous network model stay live for B;" in again.output
     still = invoke(d, "train", "--station", "C", "--finetune", "--lr", "1e-12", *quick)  # can't beat it
     assert still.exit_code == 0 and "C (nothing saved: no epoch beat the network model)" in still.output
     assert live_folder(d / "models" / "C") is None  # the network model forecasts C as before
