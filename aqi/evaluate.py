@@ -158,10 +158,14 @@ def named_models(items: list[str]) -> dict[str, Path]:
     """`--model NAME=DIR` options → {NAME: DIR}; DIR holds one model folder per station."""
     pairs = [item.partition("=") for item in items]
     for item, (name, eq, folder) in zip(items, pairs, strict=True):
-        if not (name and eq and folder) or name in RESERVED:
-            raise AqiError(f"--model {item!r}: use NAME=DIR, NAME not one of {', '.join(RESERVED)}")
-        if not Path(folder).is_dir():
-            raise AqiError(f"--model {item!r}: {folder} is not a folder of station models")
+        word = name.replace("_", "a").replace("-", "a").isalnum()  # it names a column and a file
+        if not (eq and folder and word) or name in RESERVED:
+            raise AqiError(f"--model {item!r}: use NAME=DIR, NAME a word, not {', '.join(RESERVED)}")
+        if [p[0] for p in pairs].count(name) > 1:
+            raise AqiError(f"--model {item!r}: the name {name!r} is given twice; name each model once")
+        root = Path(folder)
+        if not root.is_dir() or not any(live_folder(p) for p in [root, *root.iterdir()] if p.is_dir()):
+            raise AqiError(f"--model {item!r}: no trained model in {folder} (DIR/<station>, _network)")
     return {name: Path(folder) for name, _, folder in pairs}
 
 

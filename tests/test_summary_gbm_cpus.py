@@ -123,12 +123,16 @@ def test_other_models_are_scored_on_the_same_pairs(two_stations):
         row["twin"]["by_horizon"]["mae"] == row["model"]["by_horizon"]["mae"]
     )  # same model, same pairs
     for bad, message in [
-        ("gbm=x", "NAME not one of"),
-        ("y_true=x", "NAME not one of"),
+        ("gbm=x", "NAME a word, not"),
+        ("y_true=x", "NAME a word, not"),
+        ("../x=x", "NAME a word, not"),
         ("nofolder", "use NAME=DIR"),
-        ("a=/no/such", "not a folder"),
+        ("a=/no/such", "no trained model in /no/such"),
+        (f"a={d}", "no trained model in"),  # the data folder, not its models/
+        (f"b={d / 'models'}", "'b' is given twice"),
     ]:
-        r = CliRunner().invoke(app, [*args, "--model", bad])
+        twice = ["--model", bad] if bad.startswith("b=") else []
+        r = CliRunner().invoke(app, [*args, "--model", bad, *twice])
         assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
 
 
