@@ -46,9 +46,7 @@ def finetunes_by_default(data_dir: Path, station: str, fields: dict, echo=lambda
     measured better than training X alone on both splits (README, "Cold start and fine-tuning");
     otherwise X is trained alone, with a line saying so when options were the reason. A torn
     network model fails as under --finetune."""
-    if live_folder(network_dir(data_dir)) is None or os.environ.get("TF_CONFIG"):
-        return False
-    if station not in covered(load_network(data_dir)):  # cached: finetune_station reuses it
+    if _unavailable(data_dir, station):
         return False
     fixed = _model_fields(fields)
     if fixed:
@@ -88,22 +86,29 @@ def finetune_station(data_dir: Path, station: str, fields: dict, opts: RunOption
 
 
 def _check(data_dir: Path, station: str, fields: dict) -> None:
-    """AqiError naming what keeps X from being fine-tuned: an option a fine-tune cannot honour, a
-    cluster, no network model, or one not trained on X."""
+    """AqiError naming what keeps X from being fine-tuned: no network model to start from
+    (`_unavailable`), or an option a fine-tune cannot honour."""
+    why = _unavailable(data_dir, station)
+    if why:
+        raise AqiError(f"--finetune: {why}")
     fixed = _model_fields(fields)
     if fixed:
         raise AqiError(
             f"--finetune: {_options(fixed)}: not settable when fine-tuning the network model; "
             "drop it or pass --no-finetune"
         )
+
+
+def _unavailable(data_dir: Path, station: str) -> str | None:
+    """Why no network model can be fine-tuned on X here (a cluster, none, or one not trained on
+    X), or None. The network model's load is cached: `finetune_station` reuses it."""
     if os.environ.get("TF_CONFIG"):
-        raise AqiError("--finetune: runs on one worker; unset TF_CONFIG")
+        return "runs on one worker; unset TF_CONFIG"
     if not live_folder(network_dir(data_dir)):
-        raise AqiError(
-            f"--finetune: no network model in {network_dir(data_dir)}; run `aqi train --station all`"
-        )
+        return f"no network model in {network_dir(data_dir)}; run `aqi train --station all`"
     if station not in covered(load_network(data_dir)):
-        raise AqiError(f"--finetune: the network model was not trained on {station}")
+        return f"the network model was not trained on {station}"
+    return None
 
 
 def _options(fields: set[str]) -> str:

@@ -67,13 +67,13 @@ def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=
     """(levels (N, H), their probabilities) to publish: the decided level where `decided_horizons`
     (H,) is true (default: every horizon), the point forecast's level elsewhere; None without a
     predictive distribution."""
-    d = pred.decided(std, miss_cost)
-    if d is None:
+    probs = pred.level_probabilities(std)
+    if probs is None:
         return None
+    d = decide_level(probs, std.unhealthy, miss_cost)
     use = (
         np.ones(pred.point.shape[1], bool) if decided_horizons is None else np.asarray(decided_horizons)
     )
     own = level(pred.point, std)
-    probs = pred.level_probabilities(std)
     own_p = np.take_along_axis(probs, own[..., None], -1)[..., 0]
     return np.where(use, d[0], own), np.where(use, d[1], own_p)
