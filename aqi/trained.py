@@ -137,11 +137,12 @@ def load(data_dir: Path, station: str) -> TrainedModel:
 
 def live_folder(station_dir: Path) -> Path | None:
     """The folder of the live version (CURRENT), the station folder itself for models saved before
-    versions existed, or None."""
+    versions existed, or None. A CURRENT naming no version is returned itself: that model is torn,
+    not absent, and `load_from` says so (read as "none", X would be trained alone beside it)."""
     pointer = station_dir / CURRENT
     if pointer.exists():
-        name = pointer.read_text().strip()
-        return station_dir / VERSIONS / name if STATION_RE.fullmatch(name) else None
+        name = pointer.read_text(errors="replace").strip()
+        return station_dir / VERSIONS / name if STATION_RE.fullmatch(name) else pointer
     return station_dir if (station_dir / META_FILE).exists() else None
 
 
@@ -164,6 +165,8 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
     """The live model of a station folder (see `live_folder`), for `station` (named in messages)."""
     d = live_folder(station_dir) or station_dir
     fix = "aqi train --station " + ("all" if Path(station_dir).name == NETWORK else station)
+    if d.name == CURRENT or (d != Path(station_dir) and not d.is_dir()):
+        raise AqiError(f"{Path(station_dir) / CURRENT}: names no saved version (torn); `{fix}`")
     if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
         raise AqiError(
             f"no trained model for station {station!r} in {station_dir.parent}; "

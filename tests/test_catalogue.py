@@ -643,13 +643,19 @@ def _pre_litert(folder: Path) -> None:
 @case
 def forecast_current_points_nowhere(r):
     (data(r) / "models" / "Synth" / "CURRENT").write_text("20990101T000000-deadbeef")
-    return ["forecast", "--station", "Synth"], "no trained model for station 'Synth'"
+    return ["forecast", "--station", "Synth"], "CURRENT: names no saved version"
 
 
 @case
 def forecast_current_escaping(r):
     (data(r) / "models" / "Synth" / "CURRENT").write_text("../../../etc")
-    return ["forecast", "--station", "Synth"], "no trained model for station 'Synth'"
+    return ["forecast", "--station", "Synth"], "CURRENT: names no saved version"
+
+
+@case
+def forecast_current_empty(r):
+    (data(r) / "models" / "Synth" / "CURRENT").write_text("")  # a torn model, not "no model"
+    return ["forecast", "--station", "Synth"], "CURRENT: names no saved version (torn)"
 
 
 @case

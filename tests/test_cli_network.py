@@ -281,6 +281,15 @@ def test_all_with_fewer_than_two_trainable_stations_is_one_line(tmp_path):
     assert not (tmp_path / "d" / "models").exists()
 
 
+def test_an_empty_network_pointer_is_not_read_as_no_network_model(network_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    (d / "models" / "_network" / "CURRENT").write_text("")
+    r = invoke(d, "train", "--station", "B", "--epochs", "1")  # would train B alone beside it
+    assert r.exit_code == 2 and "names no saved version" in r.output, r.output
+    assert "`aqi train --station all`" in r.output and not (d / "models" / "B").exists()
+
+
 def test_a_torn_network_model_says_to_retrain_the_network(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
