@@ -206,6 +206,7 @@ def train(
     seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,
     device: Annotated[str | None, Opt(help="auto|cpu|gpu|gpu:0,1|cpus:N")] = None,
     resume: Annotated[bool, Opt(help="Continue from the last epoch checkpoint.")] = False,
+    replace: Annotated[bool, Opt(help="A,B may replace a network model of more stations.")] = False,
     tensorboard: Annotated[Path | None, Opt(help="Write TensorBoard scalars here.")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output (batch jobs).")] = False,
     threads: Annotated[int | None, Opt(help="CPU threads (default: TensorFlow's own).")] = None,
@@ -225,7 +226,8 @@ def train(
     from aqi.report import train_summary
     from aqi.train_network import train_command
 
-    opts = RunOptions(quiet, tensorboard, resume, (lambda *_: None) if quiet else typer.echo)
+    echo = (lambda *_: None) if quiet else typer.echo
+    opts = RunOptions(quiet, tensorboard, resume, echo, replace=replace)
     for meta in train_command(data_dir(), station, given, (per_station, finetune), shard, opts):
         typer.echo(train_summary(meta))
 

@@ -47,6 +47,7 @@ class RunOptions:
     resume: bool = False  # continue from the last epoch checkpoint
     echo: Callable[[str], None] = print  # one-line messages
     resume_from: Path | None = None  # checkpoints to resume from, when not the ones it writes
+    replace: bool = False  # a list of stations may replace a network model covering others
 
 
 @contextmanager

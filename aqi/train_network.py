@@ -38,6 +38,7 @@ from aqi.network import (
     with_history,
     with_scale,
 )
+from aqi.resolve import covered, load_network
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import TRAIN_LOCK, train_stations
@@ -160,6 +161,8 @@ def train_network(
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
+    if not every and not opts.replace:
+        _keeps_coverage(data_dir, names)
     if every:  # `--station all`: the stations a model can learn from, the others left out
         dates = Split.resolve(cfg.window, net.times[-1], station_timezone(data_dir, names[0]))
         kept = with_history(net, cfg.window, dates.train_end)
@@ -181,6 +184,20 @@ def train_network(
     )
     with output_folder(data_dir, _ckpt(data_dir), opts, "network") as (out, opts):
         return _train_in(data_dir, out, names, cfg, net, opts)
+
+
+def _keeps_coverage(data_dir: Path, names: list[str]) -> None:
+    """A list of stations must not silently drop stations the live network model forecasts: a
+    batch job cannot be asked, so it is refused unless --replace says so."""
+    if not live_folder(network_dir(data_dir)):
+        return
+    dropped = [st for st in covered(load_network(data_dir)) if st not in names]
+    if dropped:
+        raise AqiError(
+            f"--station: the network model in {network_dir(data_dir)} also forecasts "
+            f"{len(dropped)} station(s) not listed ({', '.join(dropped[:5])}"
+            f"{', …' if len(dropped) > 5 else ''}); list them too, or add --replace to replace it"
+        )
 
 
 def _ckpt(data_dir: Path) -> Path:

@@ -140,6 +140,7 @@ def test_with_coordinates_in_the_store_neighbours_are_the_nearest(network_store,
         (["train", "--station", "A,Nowhere", *TINY], "station 'Nowhere': not in"),
         (["train", "--station", "A", "--station", "A,../x", *TINY], "invalid station name"),
         (["train", "--station", "A,B", "--optimizer", "lbfgs", *TINY], "one-station models only"),
+        (["train", "--station", "A,B", *TINY], "also forecasts 1 station(s) not listed (C); list"),
         (["forecast", "--station", "Nowhere"], "unknown station 'Nowhere'"),
     ],
 )
@@ -149,6 +150,16 @@ def test_bad_network_input(network_store, args, message):
     assert r.exit_code == 2, r.output
     assert message in r.output and r.output.count("\n") == 1, r.output
     assert tree_digest(network_store) == before
+
+
+def test_replace_lets_a_shorter_list_replace_the_network_model(network_store, tmp_path):
+    from aqi.resolve import covered, load_network
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    r = invoke(d, "train", "--station", "A,B", "--replace", "-q", *NETWORK_TINY)
+    assert r.exit_code == 0, r.output
+    assert covered(load_network(d)) == ["A", "B"]
 
 
 def test_a_store_without_a_station_the_model_needs(network_store, tmp_path):
