@@ -55,6 +55,7 @@ def download(
     raw = raw_dir(data_dir)
     name = Path(unquote(urlparse(url).path)).name or "download.zip"
     dest = raw / name
+    made = [d for d in (raw, *raw.parents) if not d.exists()]  # deepest first
     try:
         raw.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -66,8 +67,12 @@ def download(
             raise AqiError(f"{url}: sha256 mismatch (got {digest}, expected {sha256.lower()})")
         checked = verify_archive(tmp, url)
         os.replace(tmp, dest)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        for d in made:  # a failed download leaves the folders as it found them
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        raise
     return dest, digest, checked
 
 

@@ -238,9 +238,11 @@ def test_download_failures_leave_nothing(tmp_path, http_dir, problem, message):
     elif problem == "not_zip":
         (root / name).write_text("<html>error page</html>")
     args = ["download", "--url", f"{base}/{name}", "-q"] + (["--sha256", sha] if sha else [])
-    r = aqi(*args, data_dir=tmp_path / "d")
-    assert r.exit_code == 2 and message in r.output
-    assert list((tmp_path / "d" / "raw").iterdir()) == []
+    (tmp_path / "kept").mkdir()  # a data folder that existed stays; the folders made go
+    for d in (tmp_path / "d", tmp_path / "kept"):
+        r = aqi(*args, data_dir=d)
+        assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "d").exists() and list((tmp_path / "kept").iterdir()) == []
 
 
 @needs_beijing
