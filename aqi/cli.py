@@ -276,17 +276,17 @@ def forecast(
     station: Annotated[str, Opt(help="Station id, or 'all' (every trained station).")],
     shard: Annotated[str | None, Opt(help="i/N: with --station all, the i-th of N shares.")] = None,
     at: Annotated[str | None, Opt(help="Issue time (local) to backtest, e.g. 2016-12-01T08:00.")] = None,
-    fmt: Annotated[str, Opt("--format", help="table, csv or json")] = "table",
+    fmt: Annotated[str | None, Opt("--format", help="table, csv or json (default: by --output)")] = None,
     output: Annotated[Path | None, Opt(help="Write to this file instead of the terminal.")] = None,
     standard: Annotated[str | None, Opt(help="AQI standard for levels (default: the model's).")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
 ) -> None:
     """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
-    if fmt not in ("table", "csv", "json"):
-        raise AqiError(f"--format {fmt!r}: use table, csv or json")
+    from aqi.forecast_view import forecast_output, output_format
+
+    fmt = output_format(fmt, output)
     station = one_or_all(station, shard)
     from aqi.forecast import forecast_stations
-    from aqi.forecast_view import forecast_output
 
     results, failed = forecast_stations(data_dir(), station, at, standard, miss_cost, shard)
     forecast_output(results, fmt, output, typer.echo)

@@ -85,6 +85,8 @@ def write_output(path: Path, text: str, option: str) -> None:
     Never inside a store or a model folder (one holding _manifest.json or CURRENT): it would
     overwrite what the data folder is made of."""
     here = Path(path).resolve()
+    if not here.parent.is_dir():  # a typo in a path should not make folders in a batch job
+        raise AqiError(f"{option} {path}: {here.parent} is not an existing folder; create it first")
     if any((d / "_manifest.json").exists() or (d / "CURRENT").exists() for d in here.parents):
         raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
     try:

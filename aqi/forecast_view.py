@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from aqi.config import AqiError
 from aqi.datadir import write_output
 from aqi.term import console
 
@@ -111,9 +112,21 @@ def forecast_csv(results: list[dict]) -> str:
     return buf.getvalue()
 
 
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """The --format of `aqi forecast`: as given, else the --output file's suffix (.csv, .json),
+    else a table; a table goes to the terminal only (a file gets csv or json)."""
+    suffix = Path(output).suffix.lower().lstrip(".") if output is not None else ""
+    fmt = fmt or (suffix if suffix in ("csv", "json") else "table")
+    if fmt not in ("table", "csv", "json"):
+        raise AqiError(f"--format {fmt!r}: use table, csv or json")
+    if fmt == "table" and output is not None:
+        raise AqiError(f"--output {output}: a table is for the terminal; add --format csv or json")
+    return fmt
+
+
 def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) -> None:
     """`aqi forecast`'s output: tables, or csv/json text on the terminal or in `output`."""
-    if fmt == "table" and output is None:
+    if fmt == "table":
         if len(results) > OVERVIEW_AFTER:
             forecast_overview(results)
             return

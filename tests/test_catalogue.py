@@ -577,6 +577,24 @@ def forecast_output_under_a_file(r):
 
 
 @case
+def forecast_output_into_a_missing_folder(r):
+    out = ["--format", "json", "--output", str(r / "no" / "such" / "o.json")]
+    return ["forecast", "--station", "Synth", *out], "is not an existing folder; create it first"
+
+
+@case
+def forecast_table_into_a_file(r):
+    out = ["--format", "table", "--output", str(r / "o.csv")]
+    return ["forecast", "--station", "Synth", *out], "a table is for the terminal; add --format csv"
+
+
+@case
+def forecast_output_of_no_known_suffix(r):
+    out = ["--output", str(r / "o.txt")]
+    return ["forecast", "--station", "Synth", *out], "a table is for the terminal; add --format csv"
+
+
+@case
 def forecast_meta_garbage(r):
     (live(r) / "meta.json").write_text("{not json")
     return ["forecast", "--station", "Synth"], "meta.json: corrupt"

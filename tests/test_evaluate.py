@@ -125,6 +125,11 @@ def test_forecast_table_csv_and_output_file(trained, tmp_path):
         ],
     )
     assert r.exit_code == 0 and out.read_text().count("\n") == 7
+    for name in ("g.csv", "g.json"):  # without --format, the file's suffix says which
+        cmd = ["--data-dir", str(trained), "forecast", "--station", "Synth", "--output"]
+        assert runner.invoke(app, [*cmd, str(tmp_path / name)]).exit_code == 0
+    assert (tmp_path / "g.csv").read_text().startswith("station,")
+    assert json.loads((tmp_path / "g.json").read_text())[0]["station"] == "Synth"
 
 
 @pytest.mark.parametrize(
