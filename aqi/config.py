@@ -32,19 +32,11 @@ MEASURES = POLLUTANTS + WEATHER
 # Physical plausibility bounds (lo, hi) per column; a value outside is invalid input. Loose on purpose:
 # Beijing's worst hours reach ~1000 µg/m³ PM2.5, CO ~10 000 µg/m³; they only catch unit mistakes.
 PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
-    "pm25": (0.0, 2000.0),
-    "pm10": (0.0, 3000.0),
-    "so2": (0.0, 2000.0),
-    "no2": (0.0, 1000.0),
-    "co": (0.0, 50000.0),
-    "o3": (0.0, 1500.0),
-    "temp": (-60.0, 60.0),
+    "pm25": (0.0, 2000.0), "pm10": (0.0, 3000.0), "so2": (0.0, 2000.0), "no2": (0.0, 1000.0),
+    "co": (0.0, 50000.0), "o3": (0.0, 1500.0), "temp": (-60.0, 60.0),
     "pres": (500.0, 1100.0),  # hPa; a monitor at 5,000 m reads ~550
-    "dewp": (-80.0, 50.0),
-    "rain": (0.0, 500.0),
-    "wspm": (0.0, 100.0),
-    "wd_deg": (0.0, 360.0),
-}
+    "dewp": (-80.0, 50.0), "rain": (0.0, 500.0), "wspm": (0.0, 100.0), "wd_deg": (0.0, 360.0),
+}  # fmt: skip
 
 
 MEDIAN = 0.5  # the quantile whose value a quantile head publishes as its point forecast
@@ -189,6 +181,7 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate
     optimizer: str = "adam"  # adam | adamw | sgd | nadam | rmsprop | lbfgs
     schedule: str = "cosine"  # cosine | exponential | constant
+    lr_floor: float = 0.05  # share of lr the cosine schedule ends at: the last epoch still learns
     clipnorm: float | None = 1.0  # global gradient-norm clip; None disables
     weight_decay: float = 1e-4  # adamw only
     # momentum of a per-step moving average of the weights (0 = off); each epoch then ends on the
@@ -234,6 +227,9 @@ class NetworkConfig:
     station_heads: bool = False  # per-station FiLM + offsets: within noise on validation (README)
     level_station: bool = False  # per-station correction of the level head's raw outputs (README)
     station_dropout: float = 0.1  # share of training windows shown as 'unknown' (cold start)
+    min_overlap: int = 24 * 30  # hours two stations observed together on train for a correlation
+    cold_days: int = 30  # days of a new station's history its neighbours are chosen on
+    cold_overlap: int = 24 * 7  # hours of PM2.5 it needs in them
     cycle: int = 16  # stations streamed at once (tf.data interleave): bounds memory
     chunk: int = 256  # windows per read from one station before the next is interleaved
     shuffle_buffer: int = 16384  # windows mixed across the streamed stations
@@ -292,6 +288,10 @@ def network_defaults() -> Config:
         model={"detach_level": True, "hidden": 512, "dropout": 0.6, "level_hidden": 256},
         loss={"term_standard": "us-epa-2024", "level_loss": "categorical"},
     )
+
+
+# `aqi train --station X` fine-tuning the network model: one epoch of X's windows at 1/5 its rate
+FINETUNE = {"epochs": 1, "lr": 1e-4, "batch_size": 256, "patience": 0}
 
 
 def _build(kind: type[T], values: dict[str, Any]) -> T:

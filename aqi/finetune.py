@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from aqi.checks import validate
-from aqi.config import SECTIONS, AqiError, DecisionConfig, TrainConfig
+from aqi.config import FINETUNE, SECTIONS, AqiError, DecisionConfig, TrainConfig
 from aqi.datadir import exclusive, model_dir, network_dir
 from aqi.devices import select_strategy
 from aqi.job import Job, RunOptions
@@ -26,11 +26,11 @@ from aqi.store import read_station
 from aqi.train import TRAIN_LOCK, WindowData
 from aqi.trained import TrainedModel, live_folder
 
-# one epoch of the station's windows at a fifth of the network's rate, as one model (the members
-# together), kept only if it beats the network model on X's validation loss. Measured on Beijing
-# (README): better than training X alone under both standards; on the test year, no worse than the
-# network model (US: MAE 36.62 vs 36.65, level 0.508 vs 0.508); the default for a covered X.
-FINETUNE = {"epochs": 1, "lr": 1e-4, "batch_size": 256, "patience": 0}
+# config.FINETUNE's run, as one model (the members together), is kept only if it beats the network
+# model on X's validation loss. Measured on Beijing (README): better than training X alone under
+# both standards; on the test year no worse than the network model (US: MAE 36.62 vs 36.65, level
+# 0.508 vs 0.508); the default for a covered X.
+
 # what a fine-tune may set: the first-order run's options and the decision; the rest (the model,
 # its window and loss, L-BFGS-B, outage training) is the network model's, or not run on one station
 TUNABLE = {f.name for kind in (TrainConfig, DecisionConfig) for f in dataclasses.fields(kind)} - {

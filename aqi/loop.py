@@ -83,7 +83,7 @@ def make_optimizer(t: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Opt
     """Optimizer with its LR schedule; `clipnorm` clips the global gradient norm."""
     total = max(1, t.epochs * steps_per_epoch)
     lr = {
-        "cosine": lambda: keras.optimizers.schedules.CosineDecay(t.lr, total, alpha=0.05),
+        "cosine": lambda: keras.optimizers.schedules.CosineDecay(t.lr, total, alpha=t.lr_floor),
         "exponential": lambda: keras.optimizers.schedules.ExponentialDecay(t.lr, steps_per_epoch, 0.9),
         "constant": lambda: t.lr,
     }[t.schedule]()

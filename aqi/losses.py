@@ -60,19 +60,19 @@ class LevelLoss(keras.losses.Loss):
     targets count zero). `y_scale`, `y_shift` un-scale predictions made in scaled units inside the
     graph: ŷ µg/m³ = y_pred·y_scale + y_shift."""
 
-    def __init__(
-        self,
-        breakpoints=(9.1, 35.5, 55.5, 125.5, 225.5),
-        tau=2.0,
-        alpha=0.5,
-        scale=20.0,
+    def __init__(  # defaults: LossConfig's, on its standard's breakpoints (`from_standard` is the
+        self,  # way in from a Config; these serve tests and Keras' get_config round trip)
+        breakpoints=None,
+        tau=LossConfig.tau,
+        alpha=LossConfig.alpha,
+        scale=LossConfig.scale,
         y_scale=1.0,
         y_shift=0.0,
         quantiles=(),
         level_weight=0.0,
-        level_ramp=1.0,
+        level_ramp=LossConfig.level_ramp,
         level_head=False,
-        level_loss="ordinal",
+        level_loss=LossConfig.level_loss,
         resolution=0.0,
         upper_closed=False,
         head_breakpoints=None,
@@ -80,7 +80,8 @@ class LevelLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
     ):
         super().__init__(name=name, reduction=reduction)
-        self.breakpoints = [float(b) for b in breakpoints]
+        bs = get_standard(LossConfig.standard).edges if breakpoints is None else breakpoints
+        self.breakpoints = [float(b) for b in bs]
         self.tau = [float(t) for t in tau] if isinstance(tau, list | tuple) else float(tau)
         self.alpha, self.scale = float(alpha), float(scale)
         self.y_scale, self.y_shift = float(y_scale), float(y_shift)

@@ -123,7 +123,8 @@ class StationDropout(layers.Layer):
     def __init__(self, rate: float, **kw):
         super().__init__(**kw)
         self.rate = float(rate)
-        self.seeds = keras.random.SeedGenerator(0)
+        # seeded like Keras' Dropout, from the run's seed (set_random_seed(seed + member)); a fixed
+        self.seeds = keras.random.SeedGenerator()  # seed here ignored --seed and the member
 
     def call(self, index, training=False):
         if not training or not self.rate:

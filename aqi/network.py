@@ -37,7 +37,6 @@ from aqi.windows import Hourly, Scaler, ffill
 STATION_COLUMNS = ("pm25_mean", "pm25_std", "station_index")
 UNKNOWN = 0  # embedding row of a station the model was not trained on (cold start)
 READ_CHUNK = 64  # stations per multi-threaded read: 3x faster than one by one, memory bounded
-MIN_OVERLAP = 24 * 30  # hours both stations observed on the train split for a correlation to count
 
 
 def no_rows() -> pd.DataFrame:
@@ -113,11 +112,11 @@ def neighbours(
     end: pd.Timestamp,
     k: int,
     among=None,
-    min_overlap: int = MIN_OVERLAP,
+    min_overlap: int = NetworkConfig.min_overlap,
 ) -> dict[str, list[str]]:
     """Per station, the k others (of `among`, default all) whose hourly log PM2.5 correlates most
     with its own over start..end (the train split; missing hours count as the station's mean;
-    pairs observed together < MIN_OVERLAP hours are not neighbours)."""
+    pairs observed together < min_overlap hours are not neighbours)."""
     rows = (net.times >= start) & (net.times <= end)
     v = net.values[rows]
     seen = np.isfinite(v)

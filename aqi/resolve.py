@@ -3,8 +3,8 @@
 A bound network model is an ordinary `TrainedModel` for that station: its windows carry the
 network's inputs (`network.extra_columns`) and its station's embedding row, so forecast, evaluate and
 the scripts use it exactly as a one-station model. A station the network model never saw gets the
-'unknown' row, neighbours chosen on its last COLD_DAYS days before the test split (its first
-COLD_DAYS days when it was installed later) and the network's pooled scaler (cold start).
+'unknown' row, neighbours chosen on its last `cold_days` days before the test split (its first
+ones when it was installed later; `NetworkConfig`) and the network's pooled scaler (cold start).
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from aqi.network import UNKNOWN, NetworkPm25, coordinates, extra_columns, neares
 from aqi.store import has_station, load_manifest, stamp
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
 from aqi.windows import Scaler
-
-COLD_DAYS = 30  # days of a new station's history its neighbours are chosen on
-COLD_OVERLAP = 24 * 7  # hours it must share with a neighbour in them
 
 
 def load(data_dir: Path, station: str) -> TrainedModel:
@@ -125,22 +122,22 @@ def _cold_start(tm: TrainedModel, net: NetworkPm25, station: str, entry: dict):
     own = coordinates({station: entry}, [station]) if known else None
     if own:
         return nearest(known | own, [station], k, among)[station], tm.scaler
-    return neighbours(net, start, end, k, among, COLD_OVERLAP)[station], tm.scaler
+    return neighbours(net, start, end, k, among, tm.config.network.cold_overlap)[station], tm.scaler
 
 
 def _cold_days(tm: TrainedModel, net: NetworkPm25, station: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """(start, end] UTC of the COLD_DAYS days a new station is bound on: those before the model's
-    test split when they hold a week of PM2.5, else, for a station installed too late for that,
-    its first COLD_DAYS days; AqiError when they hold under COLD_OVERLAP hours."""
-    end, pm = tm.split.val_end.tz_convert("UTC"), net.column(station)
-    start, seen = end - pd.Timedelta(days=COLD_DAYS), net.times[np.isfinite(pm)]
-    if _hours(net, pm, start, end) < COLD_OVERLAP and len(seen) and seen[0] > start:
+    """(start, end] UTC of the `cold_days` days a new station is bound on: those before the
+    model's test split when they hold `cold_overlap` hours of PM2.5, else, for a station installed
+    too late for that, its first `cold_days` days; AqiError when they hold fewer."""
+    n, end, pm = tm.config.network, tm.split.val_end.tz_convert("UTC"), net.column(station)
+    start, seen = end - pd.Timedelta(days=n.cold_days), net.times[np.isfinite(pm)]
+    if _hours(net, pm, start, end) < n.cold_overlap and len(seen) and seen[0] > start:
         start = seen[0] - pd.Timedelta(hours=1)  # (start, end] then holds its first hour
-        end = start + pd.Timedelta(days=COLD_DAYS)
-    if _hours(net, pm, start, end) < COLD_OVERLAP:
+        end = start + pd.Timedelta(days=n.cold_days)
+    if _hours(net, pm, start, end) < n.cold_overlap:
         raise AqiError(
-            f"station {station}: the network model never saw it and it has under {COLD_OVERLAP} "
-            f"hours of PM2.5 in the {COLD_DAYS} days from {start:%Y-%m-%d}; too little to start"
+            f"station {station}: the network model never saw it and it has under {n.cold_overlap} "
+            f"hours of PM2.5 in the {n.cold_days} days from {start:%Y-%m-%d}; too little to start"
         )
     return start, end
 

@@ -263,8 +263,9 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
     tz = zones[names[0]]  # split dates are read in the first station's zone
     dates = Split.resolve(cfg.window, net.times[-1], tz)
     coords = by_distance(cfg.network.neighbours_by, coordinates(entries, names))
-    k, start, end = cfg.network.neighbours, net.times[0], dates.train_end
-    nb = nearest(coords, names, k) if coords else neighbours(net, start, end, k, set(names))
+    n, start, end = cfg.network, net.times[0], dates.train_end
+    nb = nearest(coords, names, n.neighbours) if coords else None
+    nb = nb or neighbours(net, start, end, n.neighbours, set(names), n.min_overlap)
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
     files, moments, firsts, scalers = [], None, [], {}
     for i, st in enumerate(names, 1):

@@ -163,15 +163,8 @@ RECORD |= {"model_sha256", "lite_sha256", "breakpoints"}
 
 def load_from(station_dir: Path, station: str) -> TrainedModel:
     """The live model of a station folder (see `live_folder`), for `station` (named in messages)."""
-    d = live_folder(station_dir) or station_dir
     fix = "aqi train --station " + ("all" if Path(station_dir).name == NETWORK else station)
-    if d.name == CURRENT or (d != Path(station_dir) and not d.is_dir()):
-        raise AqiError(f"{Path(station_dir) / CURRENT}: names no saved version (torn); `{fix}`")
-    if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
-        raise AqiError(
-            f"no trained model for station {station!r} in {station_dir.parent}; "
-            f"run `aqi train --station {station}`"
-        )
+    d = _live(Path(station_dir), station, fix)
     try:
         meta = json.loads((d / META_FILE).read_text())
         missing = {"station", "timezone", "config", "scaler", "split", "standard"} - set(meta)
@@ -204,6 +197,19 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         lite_sha256=lite,
         runner=runner,
     )
+
+
+def _live(station_dir: Path, station: str, fix: str) -> Path:
+    """The live version's folder; AqiError when CURRENT is torn or no model is there."""
+    d = live_folder(station_dir) or station_dir
+    if d.name == CURRENT or (d != station_dir and not d.is_dir()):
+        raise AqiError(f"{station_dir / CURRENT}: names no saved version (torn); `{fix}`")
+    if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
+        raise AqiError(
+            f"no trained model for station {station!r} in {station_dir.parent}; "
+            f"run `aqi train --station {station}`"
+        )
+    return d
 
 
 def _sha256(path: Path) -> str:

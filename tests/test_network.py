@@ -10,7 +10,7 @@ from conftest import NETWORK_DATES, TZ, series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aqi.config import AqiError, NetworkConfig, WindowConfig
+from aqi.config import AqiError, Config, NetworkConfig, WindowConfig
 from aqi.network import (
     NetworkPm25,
     coordinates,
@@ -323,6 +323,7 @@ def test_a_new_station_is_bound_on_the_days_before_the_split_else_its_first_days
         t = grid[grid >= first][: 168 if name == "D" else 167 if name == "E" else None]
         frames[name] = pd.DataFrame({"time": t, "pm25": np.full(len(t), 20.0, np.float32)})
     net, tm = NetworkPm25.from_frames(frames), SimpleNamespace(split=SimpleNamespace(val_end=end))
+    tm.config = Config()  # NetworkConfig: cold_days 30, cold_overlap 168
     assert _cold_days(tm, net, "A") == (end - 30 * day, end) == _cold_days(tm, net, "B")
     assert _cold_days(tm, net, "C") == (starts["C"] - hour, starts["C"] - hour + 30 * day)
     assert _cold_days(tm, net, "D") == (starts["D"] - hour, starts["D"] - hour + 30 * day)
@@ -477,3 +478,17 @@ def test_level_persist_round_trips_and_needs_a_level_head(tmp_path):
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
     with pytest.raises(AqiError, match="model.level_persist: needs --head level"):
         validate(tiny_config().replace(model={"head": "point", "level_persist": True}))
+
+
+def test_station_dropout_follows_the_run_seed():
+    """Which windows are shown as 'unknown' comes from --seed (and the member), like Keras' Dropout:
+    the same seed repeats it, another seed changes it."""
+    from aqi.model import StationDropout, keras, ops
+
+    def mask(seed: int):
+        keras.utils.set_random_seed(seed)
+        layer = StationDropout(0.5)
+        return ops.convert_to_numpy(layer(ops.ones((256,), "int32"), training=True))
+
+    assert (mask(0) == mask(0)).all() and (mask(0) != mask(1)).any()
+    assert 64 < (mask(2) == 0).sum() < 192
