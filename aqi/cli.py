@@ -284,7 +284,7 @@ def forecast(
     """Forecast the next H hours of PM2.5 with AQI levels from the latest data (or --at)."""
     from aqi.forecast_view import forecast_output, output_format
 
-    fmt = output_format(fmt, output)
+    fmt, output = output_format(fmt, output)
     station = one_or_all(station, shard)
     from aqi.forecast import forecast_stations
 

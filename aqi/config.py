@@ -290,7 +290,7 @@ def network_defaults() -> Config:
     )
 
 
-# `aqi train --station X` fine-tuning the network model: one epoch of X's windows at 1/5 its rate
+# `aqi train --station X` fine-tuning the network model: 1 epoch of X's windows at 1/5 of its lr
 FINETUNE = {"epochs": 1, "lr": 1e-4, "batch_size": 256, "patience": 0}
 
 

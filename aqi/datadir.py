@@ -84,15 +84,21 @@ def write_output(path: Path, text: str, option: str) -> None:
     """A file the user named (e.g. `--output`), written atomically; OSError → AqiError naming it.
     Never inside a store or a model folder (one holding _manifest.json or CURRENT): it would
     overwrite what the data folder is made of."""
-    here = Path(path).resolve()
-    if not here.parent.is_dir():  # a typo in a path should not make folders in a batch job
-        raise AqiError(f"{option} {path}: {here.parent} is not an existing folder; create it first")
-    if any((d / "_manifest.json").exists() or (d / "CURRENT").exists() for d in here.parents):
-        raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
+    check_output(path, option)
     try:
         atomic_write_bytes(path, text.encode())
     except OSError as e:
         raise AqiError(f"{option} {path}: cannot write ({e.strerror})") from None
+
+
+def check_output(path: Path, option: str) -> None:
+    """AqiError unless `path` can be a user's output file: outside the store and the models, in a
+    folder that exists (a typo in a path should not make folders in a batch job)."""
+    here = Path(path).resolve()
+    if any((d / "_manifest.json").exists() or (d / "CURRENT").exists() for d in here.parents):
+        raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
+    if not here.parent.is_dir():
+        raise AqiError(f"{option} {path}: {here.parent} is not an existing folder; create it first")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@ a check of the archive itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -56,12 +57,12 @@ def download(
     name = Path(unquote(urlparse(url).path)).name or "download.zip"
     dest = raw / name
     made = [d for d in (raw, *raw.parents) if not d.exists()]  # deepest first
-    try:
-        raw.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AqiError(f"--data-dir {data_dir}: not writable ({e.strerror})") from None
     tmp = raw / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AqiError(f"--data-dir {data_dir}: not writable ({e.strerror})") from None
         digest = _fetch(url, tmp, name, quiet, timeout)
         if sha256 and digest != sha256.lower():
             raise AqiError(f"{url}: sha256 mismatch (got {digest}, expected {sha256.lower()})")
@@ -70,8 +71,8 @@ def download(
     except BaseException:
         tmp.unlink(missing_ok=True)
         for d in made:  # a failed download leaves the folders as it found them
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
+            with contextlib.suppress(OSError):  # the error to report is the download's
+                d.rmdir()  # only when empty
         raise
     return dest, digest, checked
 

@@ -178,8 +178,11 @@ def forecast_stations(
         raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
-    names = pick(forecastable(data_dir), shard)
-    if not names:
+    try:
+        names, torn = pick(forecastable(data_dir), shard), []
+    except AqiError as e:  # a torn network model: the stations with their own models go on
+        names, torn = pick(trained_stations(data_dir), shard), [f"network model: {e}"]
+    if not names and not torn:
         known = stations(data_dir)
         raise AqiError(
             f"no trained models in {Path(data_dir) / 'models'}; run `aqi train --station "
@@ -189,6 +192,7 @@ def forecast_stations(
     results, failed = network_forecasts(
         data_dir, [n for n in names if n not in own], at, standard, miss_cost
     )
+    failed = torn + failed
     mine = [n for n in names if n in own]
     now = store_end(data_dir) if mine else None  # the manifest read once, not once per station
     for name in mine:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from aqi.config import AqiError
-from aqi.datadir import write_output
+from aqi.datadir import check_output, write_output
 from aqi.term import console
 
 
@@ -112,16 +112,24 @@ def forecast_csv(results: list[dict]) -> str:
     return buf.getvalue()
 
 
-def output_format(fmt: str | None, output: Path | None) -> str:
-    """The --format of `aqi forecast`: as given, else the --output file's suffix (.csv, .json),
-    else a table; a table goes to the terminal only (a file gets csv or json)."""
+def output_format(fmt: str | None, output: Path | None) -> tuple[str, Path | None]:
+    """(--format, --output) of `aqi forecast`, checked before any forecast is made: the format as
+    given, else the file's suffix (.csv, .json), else a table, for the terminal only; '-' = stdout."""
+    if output is not None and str(output) == "-":
+        output = None
     suffix = Path(output).suffix.lower().lstrip(".") if output is not None else ""
-    fmt = fmt or (suffix if suffix in ("csv", "json") else "table")
+    known = suffix if suffix in ("csv", "json") else None
+    fmt = (known or "table") if fmt is None else fmt.lower()
     if fmt not in ("table", "csv", "json"):
         raise AqiError(f"--format {fmt!r}: use table, csv or json")
-    if fmt == "table" and output is not None:
+    if output is None:
+        return fmt, None
+    if fmt == "table":
         raise AqiError(f"--output {output}: a table is for the terminal; add --format csv or json")
-    return fmt
+    if known and known != fmt:
+        raise AqiError(f"--output {output}: a .{known} name for --format {fmt}; make them agree")
+    check_output(output, "--output")
+    return fmt, output
 
 
 def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) -> None:

@@ -29,7 +29,7 @@ from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, level
 from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer, resume_from
 from aqi.losses import LevelLoss, keras, tf
-from aqi.model import build_model, ensemble
+from aqi.model import build_model, ensemble, reseed
 from aqi.prediction import as_prediction, publish
 from aqi.term import console
 
@@ -107,6 +107,8 @@ class Job:
         with self.strategy.scope():  # the loss's tau scale is a variable too
             loss = self.loss()
             model = self.start or build_model(self.cfg, len(self.data.features), self.data.scaler.pm25())
+        if self.start is not None:
+            reseed(model, t.seed + k)
         hist = History() if t.optimizer == "lbfgs" else self._first_order(model, loss, k)
         if t.level_epochs and self.cfg.model.head == "level" and self.cfg.model.detach_level:
             hist.level_refit = self._refit_level(model, k)

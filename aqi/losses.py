@@ -60,8 +60,10 @@ class LevelLoss(keras.losses.Loss):
     targets count zero). `y_scale`, `y_shift` un-scale predictions made in scaled units inside the
     graph: ŷ µg/m³ = y_pred·y_scale + y_shift."""
 
-    def __init__(  # defaults: LossConfig's, on its standard's breakpoints (`from_standard` is the
-        self,  # way in from a Config; these serve tests and Keras' get_config round trip)
+    # Defaults: LossConfig's, on its standard's breakpoints, with no level head (level_weight 0);
+    # `from_standard` is the way in from a Config, these serve tests and Keras' config round trip.
+    def __init__(
+        self,
         breakpoints=None,
         tau=LossConfig.tau,
         alpha=LossConfig.alpha,

@@ -11,6 +11,8 @@ so quantiles never cross and the spread cannot diverge.
 
 from __future__ import annotations
 
+import numpy as np
+
 from aqi.config import Config
 from aqi.features import PM25_FEATURE
 from aqi.levels import get_standard
@@ -123,8 +125,9 @@ class StationDropout(layers.Layer):
     def __init__(self, rate: float, **kw):
         super().__init__(**kw)
         self.rate = float(rate)
-        # seeded like Keras' Dropout, from the run's seed (set_random_seed(seed + member)); a fixed
-        self.seeds = keras.random.SeedGenerator()  # seed here ignored --seed and the member
+        # seeded like Keras' Dropout, from the run's seed (set_random_seed(seed + member), or
+        # `reseed` for a loaded model); a fixed seed here ignored --seed and the member
+        self.seeds = keras.random.SeedGenerator()
 
     def call(self, index, training=False):
         if not training or not self.rate:
@@ -134,6 +137,16 @@ class StationDropout(layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"rate": self.rate}
+
+
+def reseed(model: keras.Model, seed: int) -> None:
+    """Draw every random layer's state (dropout, station dropout) from `seed`: a loaded model's
+    generators were seeded when it was read, before the run's seed was set, and model.keras keeps
+    no generator state, so without this a fine-tune would follow neither --seed nor itself."""
+    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    draws = np.random.default_rng(seed).integers(1, 2**31 - 1, len(states))
+    for v, d in zip(states, draws, strict=True):
+        v.assign(ops.cast([int(d), 0], v.dtype))
 
 
 def build_model(cfg: Config, n_features: int, pm25_scaling: tuple[float, float]) -> keras.Model:

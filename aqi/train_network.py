@@ -38,7 +38,6 @@ from aqi.network import (
     with_history,
     with_scale,
 )
-from aqi.resolve import covered, load_network
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import TRAIN_LOCK, train_stations
@@ -113,6 +112,8 @@ def train_command(
     on it (`finetune` True, or None where `finetunes_by_default`), else that station's own model."""
     per_station, finetune = flags
     one = station != "all" and "," not in station
+    if opts.replace and (one or station == "all" or per_station or shard):
+        raise AqiError("--replace: goes with a list of stations for one network model (A,B)")
     if finetune and not one:
         raise AqiError("--finetune: give one station (--station X)")
     if finetune is None:  # neither --finetune nor --no-finetune given
@@ -189,9 +190,11 @@ def train_network(
 def _keeps_coverage(data_dir: Path, names: list[str]) -> None:
     """A list of stations must not silently drop stations the live network model forecasts: a
     batch job cannot be asked, so it is refused unless --replace says so."""
-    if not live_folder(network_dir(data_dir)):
+    try:  # meta.json alone: a torn model is being replaced, with nothing whole to keep
+        meta = json.loads((live_folder(network_dir(data_dir)) / META_FILE).read_text())
+        dropped = [st for st in meta["data"]["stations"] if st not in names]
+    except (TypeError, OSError, ValueError, KeyError):
         return
-    dropped = [st for st in covered(load_network(data_dir)) if st not in names]
     if dropped:
         raise AqiError(
             f"--station: the network model in {network_dir(data_dir)} also forecasts "
@@ -264,8 +267,10 @@ def prepare(data_dir: Path, names: list[str], cfg: Config, net: NetworkPm25, wor
     dates = Split.resolve(cfg.window, net.times[-1], tz)
     coords = by_distance(cfg.network.neighbours_by, coordinates(entries, names))
     n, start, end = cfg.network, net.times[0], dates.train_end
-    nb = nearest(coords, names, n.neighbours) if coords else None
-    nb = nb or neighbours(net, start, end, n.neighbours, set(names), n.min_overlap)
+    if coords:
+        nb = nearest(coords, names, n.neighbours)
+    else:
+        nb = neighbours(net, start, end, n.neighbours, set(names), n.min_overlap)
     cfg = cfg.replace(network={"stations": len(names)}, window=dates.to_dict())
     files, moments, firsts, scalers = [], None, [], {}
     for i, st in enumerate(names, 1):

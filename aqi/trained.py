@@ -202,7 +202,7 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
 def _live(station_dir: Path, station: str, fix: str) -> Path:
     """The live version's folder; AqiError when CURRENT is torn or no model is there."""
     d = live_folder(station_dir) or station_dir
-    if d.name == CURRENT or (d != station_dir and not d.is_dir()):
+    if d == station_dir / CURRENT or (d != station_dir and not d.is_dir()):
         raise AqiError(f"{station_dir / CURRENT}: names no saved version (torn); `{fix}`")
     if not (d / META_FILE).exists() or not (d / MODEL_FILE).exists():
         raise AqiError(

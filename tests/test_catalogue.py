@@ -589,6 +589,18 @@ def forecast_table_into_a_file(r):
 
 
 @case
+def forecast_output_suffix_against_format(r):
+    out = ["--format", "json", "--output", str(r / "o.csv")]
+    return ["forecast", "--station", "Synth", *out], "a .csv name for --format json; make them agree"
+
+
+@case
+def forecast_output_inside_a_model_folder_that_is_missing(r):
+    out = ["--format", "json", "--output", str(data(r) / "models" / "Synth" / "sub" / "o.json")]
+    return ["forecast", "--station", "Synth", *out], "inside the data folder's store or models"
+
+
+@case
 def forecast_output_of_no_known_suffix(r):
     out = ["--output", str(r / "o.txt")]
     return ["forecast", "--station", "Synth", *out], "a table is for the terminal; add --format csv"

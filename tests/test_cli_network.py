@@ -141,6 +141,7 @@ def test_with_coordinates_in_the_store_neighbours_are_the_nearest(network_store,
         (["train", "--station", "A", "--station", "A,../x", *TINY], "invalid station name"),
         (["train", "--station", "A,B", "--optimizer", "lbfgs", *TINY], "one-station models only"),
         (["train", "--station", "A,B", *TINY], "also forecasts 1 station(s) not listed (C); list"),
+        (["train", "--station", "all", "--replace", *TINY], "--replace: goes with a list"),
         (["forecast", "--station", "Nowhere"], "unknown station 'Nowhere'"),
     ],
 )
@@ -299,6 +300,16 @@ def test_an_empty_network_pointer_is_not_read_as_no_network_model(network_store,
     r = invoke(d, "train", "--station", "B", "--epochs", "1")  # would train B alone beside it
     assert r.exit_code == 2 and "names no saved version" in r.output, r.output
     assert "`aqi train --station all`" in r.output and not (d / "models" / "B").exists()
+
+
+def test_a_torn_network_model_does_not_stop_stations_with_their_own_models(template, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(template / "data", d)
+    (d / "models" / "_network").mkdir()
+    (d / "models" / "_network" / "CURRENT").write_text("")
+    r = invoke(d, "forecast", "--station", "all", "--format", "json")
+    assert r.exit_code == 2 and "error: network model:" in r.output and "names no saved" in r.output
+    assert {"Other", "Synth"} <= {x["station"] for x in json.loads(r.stdout.split("error:")[0])}
 
 
 def test_a_torn_network_model_says_to_retrain_the_network(network_store, tmp_path):

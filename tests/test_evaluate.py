@@ -130,6 +130,8 @@ def test_forecast_table_csv_and_output_file(trained, tmp_path):
         assert runner.invoke(app, [*cmd, str(tmp_path / name)]).exit_code == 0
     assert (tmp_path / "g.csv").read_text().startswith("station,")
     assert json.loads((tmp_path / "g.json").read_text())[0]["station"] == "Synth"
+    r = runner.invoke(app, [*cmd, "-", "--format", "CSV"])  # '-' is the terminal
+    assert r.exit_code == 0 and r.output.startswith("station,") and not (tmp_path / "-").exists()
 
 
 @pytest.mark.parametrize(

@@ -492,3 +492,27 @@ def test_station_dropout_follows_the_run_seed():
 
     assert (mask(0) == mask(0)).all() and (mask(0) != mask(1)).any()
     assert 64 < (mask(2) == 0).sum() < 192
+
+
+def test_reseed_makes_a_loaded_models_dropout_follow_the_seed():
+    """A fine-tune starts from a loaded model whose generators were seeded when it was read:
+    `reseed` sets them from the run's seed, the same seed alike, another seed otherwise."""
+    from aqi.features import N_FEATURES
+    from aqi.model import build_model, keras, reseed
+    from aqi.network import n_extra
+
+    cfg = Config().replace(network={"stations": 3}, window={"lookback": 4, "horizon": 2})
+    build = lambda: build_model(cfg, N_FEATURES + n_extra(cfg.network), (30.0, 20.0))  # noqa: E731
+    keras.utils.set_random_seed(1)
+    a = build()
+    keras.utils.set_random_seed(2)
+    b = build()
+
+    def states(m):
+        return [v.numpy().tolist() for v in m.non_trainable_variables if "seed_generator" in v.path]
+
+    assert states(a) != states(b) and len(states(a)) >= 2  # dropout and station dropout
+    reseed(a, 7), reseed(b, 7)
+    assert states(a) == states(b) and len({s[0] for s in states(a)}) == len(states(a))
+    reseed(b, 8)
+    assert states(a) != states(b)
