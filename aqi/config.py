@@ -59,22 +59,6 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
         raise AqiError(f"--quantiles {text!r}: comma-separated numbers in (0, 1)") from None
 
 
-def read_toml(path: Path, what: str) -> dict:
-    """Parse a user's TOML file; a missing or malformed file is an AqiError naming it."""
-    import tomllib
-
-    if Path(path).exists() and not Path(path).is_file():  # a folder; a FIFO would block
-        raise AqiError(f"{path}: not a regular file; give the {what} TOML file")
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AqiError(f"{path}: {what} file not found") from None
-    except OSError as e:  # a folder, a FIFO, no permission
-        raise AqiError(f"{path}: cannot read the {what} file ({e.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise AqiError(f"{path}: malformed TOML {what}: {e}") from None
-
-
 def default_data_dir() -> Path:
     """`$AQI_DATA_DIR`, else ./data: the one folder aqi writes to (store/, models/, reports/)."""
     return Path(os.environ.get(DATA_DIR_ENV, "data"))
@@ -204,6 +188,19 @@ class TrainConfig:
 class DecisionConfig:
     # Cost of publishing a level below the first unhealthy level when the hour reaches it, vs any
     miss_cost: float = 1.0  # other wrong level (1: the most probable; > 1 trades false alarms for hits)
+
+
+@dataclass(frozen=True)
+class GbmConfig:
+    """The gradient-boosting baseline (LightGBM, one booster per hour ahead, pooled stations)."""
+
+    learning_rate: float = 0.05  # shrinkage; with early stopping, lower only costs time
+    num_leaves: int = 63  # tree size: ~250 k pooled Beijing rows support deep trees
+    min_data_in_leaf: int = 200  # rows; keeps leaves from memorising one station's episode
+    feature_fraction: float = 0.8  # columns sampled per tree (decorrelates the many lags)
+    max_rounds: int = 2000  # boosting rounds at most; early stopping ends far sooner
+    early_stopping: int = 50  # rounds without validation improvement
+    max_bin: int = 127  # histogram bins per feature
 
 
 @dataclass(frozen=True)

@@ -15,30 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aqi.config import AqiError, WindowConfig
+from aqi.config import AqiError, GbmConfig, WindowConfig
 from aqi.datadir import atomic_write_bytes, models_dir
 from aqi.store import fingerprint, load_manifest, read_station
 from aqi.windows import Split, Windows, build_windows, complete_grid, feature_frame
 
 LAGS = 24  # hours of PM2.5 lags (t, t-1, ..., t-23)
 ROLLING = (3, 6, 12, 24, 48, 72)  # hours: windows of the rolling PM2.5 mean and maximum
-
-
-@dataclass(frozen=True)
-class GbmConfig:
-    learning_rate: float = 0.05  # shrinkage; with early stopping, lower only costs time
-    num_leaves: int = 63  # tree size: ~250 k pooled Beijing rows support deep trees
-    min_data_in_leaf: int = 200  # rows; keeps leaves from memorising one station's episode
-    feature_fraction: float = 0.8  # columns sampled per tree (decorrelates the many lags)
-    max_rounds: int = 2000  # boosting rounds at most; early stopping ends far sooner
-    early_stopping: int = 50  # rounds without validation improvement
-    max_bin: int = 127  # histogram bins per feature
 
 
 def origin_features(

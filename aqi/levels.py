@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aqi.config import AqiError, read_toml
+from aqi.config import AqiError
+from aqi.tomlfile import read_toml
 
 US_COLORS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#8f3f97", "#7e0023")
 US_NAMES = ("Good", "Moderate", "Unhealthy for Sensitive Groups", "Unhealthy", "Very Unhealthy",

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aqi.config import MEASURES, AqiError, read_toml
+from aqi.config import MEASURES, AqiError
+from aqi.tomlfile import read_toml
 
 # Named units and the factor to the canonical unit (µg/m³, hPa), or an offset for kelvin.
 UNIT_FACTORS = {

@@ -14,6 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "aqi"
 # comes before `ingest`; report and plots only render, so they sit with the foundations.
 LAYERS = [
     {"config"},
+    {"tomlfile"},
     {"term", "tfboot", "levels", "datadir"},
     {"summary", "checks"},  # checks knows the standards' keys
     {
