@@ -122,12 +122,12 @@ class StationDropout(layers.Layer):
     """(batch,) station rows → the same, each set to 0 ('unknown') with probability `rate` while
     training: the unknown row learns the network's typical station, which a new station gets."""
 
-    def __init__(self, rate: float, **kw):
+    def __init__(self, rate: float, seed: int = 0, **kw):
         super().__init__(**kw)
-        self.rate = float(rate)
-        # seeded like Keras' Dropout, from the run's seed (set_random_seed(seed + member), or
-        # `reseed` for a loaded model); a fixed seed here ignored --seed and the member
-        self.seeds = keras.random.SeedGenerator()
+        self.rate, self.seed = float(rate), int(seed)
+        # --seed's (a fixed 0 ignored it), shared by the members: at seed 0 the draw every network
+        # figure in the README was measured with (another draw: README, "Cold start")
+        self.seeds = keras.random.SeedGenerator(self.seed)
 
     def call(self, index, training=False):
         if not training or not self.rate:
@@ -136,7 +136,7 @@ class StationDropout(layers.Layer):
         return ops.where(keep, index, ops.zeros_like(index))
 
     def get_config(self):
-        return super().get_config() | {"rate": self.rate}
+        return super().get_config() | {"rate": self.rate, "seed": self.seed}
 
 
 def reseed(model: keras.Model, seed: int) -> None:
@@ -233,7 +233,7 @@ def _station(x, cfg: Config):
     index = ops.cast(ops.round(x[:, -1, -1]), "int32")
     outside = (index < 0) | (index > cfg.network.stations)  # not in the table: a station never seen
     index = ops.where(outside, 0, index)
-    return StationDropout(cfg.network.station_dropout, name="station_dropout")(index)
+    return StationDropout(cfg.network.station_dropout, cfg.train.seed, name="station_dropout")(index)
 
 
 def _rows(cfg: Config, width: int, name: str, index, init="uniform"):
