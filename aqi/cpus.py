@@ -41,6 +41,10 @@ def limit(threads: int | None) -> int:
         raise AqiError(f"--threads {threads}: must be >= 1")
     for name in THREAD_ENV:
         os.environ[name] = str(n)
+    # OpenMP threads that sleep while they wait: spinning ones (libgomp's default) burn the time
+    # slices of another job on the same cores; two GBM fits together took > 10x their time alone,
+    # 1.6x when passive, which costs 14 % alone (`scripts/bench_gbm_shared.py`, README)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"  # one op at a time: the intra-op pool does the work
     from threadpoolctl import threadpool_limits
 

@@ -69,6 +69,17 @@ def test_cpu_budget_follows_slurm_and_refuses_nonsense(monkeypatch):
         cpus.limit(0)
 
 
+def test_openmp_threads_sleep_while_they_wait_unless_the_job_says_otherwise(monkeypatch):
+    for name in (*cpus.THREAD_ENV, "TF_NUM_INTEROP_THREADS"):  # restored after the test
+        monkeypatch.setenv(name, "1")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cpus.limit(1)
+    assert cpus.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # a shared node's other jobs
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a job alone on its node may choose
+    cpus.limit(1)
+    assert cpus.os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
 @pytest.fixture(scope="module")
 def two_stations(tmp_path_factory):
     d = tmp_path_factory.mktemp("gbm")
