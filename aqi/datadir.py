@@ -99,6 +99,8 @@ def check_output(path: Path, option: str) -> None:
         raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
     if not here.parent.is_dir():
         raise AqiError(f"{option} {path}: {here.parent} is not an existing folder; create it first")
+    if here.is_dir():
+        raise AqiError(f"{option} {path}: a folder; give a file name in it")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

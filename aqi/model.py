@@ -125,8 +125,8 @@ class StationDropout(layers.Layer):
     def __init__(self, rate: float, seed: int = 0, **kw):
         super().__init__(**kw)
         self.rate, self.seed = float(rate), int(seed)
-        # --seed's (a fixed 0 ignored it), shared by the members: at seed 0 the draw every network
-        # figure in the README was measured with (another draw: README, "Cold start")
+        # --seed's (a fixed 0 ignored it), shared by the members: at seed 0 the draw the network
+        # figures in the README were measured with (another draw: "How much the draw matters")
         self.seeds = keras.random.SeedGenerator(self.seed)
 
     def call(self, index, training=False):
@@ -140,10 +140,10 @@ class StationDropout(layers.Layer):
 
 
 def reseed(model: keras.Model, seed: int) -> None:
-    """Draw every random layer's state (dropout, station dropout) from `seed`: a loaded model's
-    generators were seeded when it was read, before the run's seed was set, and model.keras keeps
-    no generator state, so without this a fine-tune would follow neither --seed nor itself."""
-    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    """Draw every random layer's state (dropout, station dropout) from `seed`: model.keras keeps
+    no generator state, and a loaded model's Dropout layers draw theirs from Python's unseeded
+    `random` when it is read, so without this a fine-tune would not repeat itself."""
+    states = [v for v in model.non_trainable_variables if v.path.endswith("/seed_generator_state")]
     draws = np.random.default_rng(seed).integers(1, 2**31 - 1, len(states))
     for v, d in zip(states, draws, strict=True):
         v.assign(ops.cast([int(d), 0], v.dtype))

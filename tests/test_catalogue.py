@@ -601,6 +601,12 @@ def forecast_output_inside_a_model_folder_that_is_missing(r):
 
 
 @case
+def forecast_output_a_folder(r):
+    (r / "out.json").mkdir()
+    return ["forecast", "--station", "Synth", "--output", str(r / "out.json")], "a folder; give a file"
+
+
+@case
 def forecast_output_of_no_known_suffix(r):
     out = ["--output", str(r / "o.txt")]
     return ["forecast", "--station", "Synth", *out], "a table is for the terminal; add --format csv"

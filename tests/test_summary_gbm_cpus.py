@@ -72,7 +72,8 @@ def test_cpu_budget_follows_slurm_and_refuses_nonsense(monkeypatch):
 def test_openmp_threads_sleep_while_they_wait_unless_the_job_says_otherwise(monkeypatch):
     for name in (*cpus.THREAD_ENV, "TF_NUM_INTEROP_THREADS"):  # restored after the test
         monkeypatch.setenv(name, "1")
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "x")  # so that monkeypatch restores what was there
+    monkeypatch.delenv("OMP_WAIT_POLICY")
     cpus.limit(1)
     assert cpus.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # a shared node's other jobs
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a job alone on its node may choose
