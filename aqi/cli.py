@@ -250,14 +250,14 @@ def evaluate(
 
     n = limit(threads)
     from aqi.evaluate import evaluation_report, named_models
-    from aqi.resolve import forecastable
+    from aqi.resolve import scorable
     from aqi.summary import by_horizon
 
-    names = pick(forecastable(data_dir()), shard) if one_or_all(station, shard) == "all" else [station]
-    if not names:
+    names, torn = scorable(data_dir()) if one_or_all(station, shard) == "all" else ([station], [])
+    if not (names := pick(names, shard)) and not torn:  # a shard only goes with 'all'
         raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
     echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo
-    rows = evaluation_report(data_dir(), names, standard, echo, n, named_models(model or []))
+    rows = evaluation_report(data_dir(), names, standard, echo, n, named_models(model or []), torn)
     if fmt == "json":
         typer.echo(json.dumps({"by_horizon": by_horizon(rows), "stations": rows}, indent=2))
         return

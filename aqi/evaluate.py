@@ -48,19 +48,21 @@ def evaluation_report(
     echo: Callable[[str], None] = print,
     threads: int = 1,
     others: dict[str, Path] | None = None,
+    failed: tuple[str, ...] = (),
 ) -> dict:
     """Evaluate each station, then update the cross-station summary (json and Markdown): the rows
-    of these stations are replaced, the others kept. Returns this run's rows."""
+    of these stations are replaced, the others kept. Returns this run's rows; AqiError at the end
+    naming the stations that failed (`failed`: problems met before, e.g. a torn network model)."""
     if standard:
         get_standard(standard)  # a bad --standard fails before minutes of baseline fitting
-    gbms, rows, failed = GbmCache(data_dir, threads, echo), {}, []
+    gbms, rows, failed = GbmCache(data_dir, threads, echo), {}, list(failed)
     for i, st in enumerate(names, 1):
         started = time.perf_counter()
         echo(f"[{i}/{len(names)}] {st}: the model and 4 baselines on the test year")
         try:
             rows[st] = summary_row(evaluate_station(data_dir, st, standard, gbms, others or {}))
         except AqiError as e:  # one station's damaged data or model must not stop the others
-            failed.append(f"{st}: {e}" if len(names) > 1 else str(e))
+            failed.append(f"{st}: {e}" if len(names) + len(failed) > 1 else str(e))
             continue
         echo(f"[{i}/{len(names)}] {st}: scored in {time.perf_counter() - started:.1f} s")
     if rows:

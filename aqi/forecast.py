@@ -23,7 +23,7 @@ from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
 from aqi.network import NetworkPm25, no_rows
 from aqi.prediction import Prediction
-from aqi.resolve import bind, forecastable, load, load_network, needed
+from aqi.resolve import bind, load, load_network, needed, scorable
 from aqi.shards import pick
 from aqi.store import load_manifest, read_station, read_stations, stations
 from aqi.trained import MODEL_FILE, trained_stations
@@ -178,10 +178,8 @@ def forecast_stations(
         raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
-    try:
-        names, torn = pick(forecastable(data_dir), shard), []
-    except AqiError as e:  # a torn network model: the stations with their own models go on
-        names, torn = pick(trained_stations(data_dir), shard), [f"network model: {e}"]
+    names, torn = scorable(data_dir)
+    names = pick(names, shard)
     if not names and not torn:
         known = stations(data_dir)
         raise AqiError(

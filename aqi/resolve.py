@@ -147,6 +147,15 @@ def _hours(net: NetworkPm25, pm: np.ndarray, start: pd.Timestamp, end: pd.Timest
     return int(np.isfinite(pm[(net.times > start) & (net.times <= end)]).sum())
 
 
+def scorable(data_dir: Path) -> tuple[list[str], list[str]]:
+    """(`forecastable` stations, problems); with a torn network model, the stations with their own
+    models and that model's error: one damaged model must not stop a batch job's other stations."""
+    try:
+        return forecastable(data_dir), []
+    except AqiError as e:
+        return trained_stations(data_dir), [f"network model: {e}"]
+
+
 def forecastable(data_dir: Path) -> list[str]:
     """Stations with their own model or covered by the network model."""
     own = set(trained_stations(data_dir))

@@ -310,6 +310,9 @@ def test_a_torn_network_model_does_not_stop_stations_with_their_own_models(templ
     r = invoke(d, "forecast", "--station", "all", "--format", "json")
     assert r.exit_code == 2 and "error: network model:" in r.output and "names no saved" in r.output
     assert {"Other", "Synth"} <= {x["station"] for x in json.loads(r.stdout.split("error:")[0])}
+    r = invoke(d, "evaluate", "--station", "all", "-q")  # scores them, then names the network
+    assert r.exit_code == 2 and "network model:" in r.output and "the other 2 were scored" in r.output
+    assert (d / "reports" / "evaluate" / "Synth" / "metrics.json").exists()
 
 
 def test_a_torn_network_model_says_to_retrain_the_network(network_store, tmp_path):
