@@ -10,7 +10,6 @@ fitted over every station's train rows; the station's identity is an embedding r
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from aqi.network import (
 from aqi.store import load_manifest, read_station, station_timezone, stations
 from aqi.stream import PARTS, StationFile, stream
 from aqi.train import TRAIN_LOCK, train_stations
-from aqi.trained import META_FILE, NETWORK, TrainedModel, live_folder, predict
+from aqi.trained import NETWORK, TrainedModel, live_meta, predict
 from aqi.windows import Moments, Scaler, Split, hourly
 
 
@@ -190,11 +189,8 @@ def train_network(
 def _keeps_coverage(data_dir: Path, names: list[str]) -> None:
     """A list of stations must not silently drop stations the live network model forecasts: a
     batch job cannot be asked, so it is refused unless --replace says so."""
-    try:  # meta.json alone: a torn model is being replaced, with nothing whole to keep
-        meta = json.loads((live_folder(network_dir(data_dir)) / META_FILE).read_text())
-        dropped = [st for st in meta["data"]["stations"] if st not in names]
-    except (TypeError, OSError, ValueError, KeyError):
-        return
+    meta = live_meta(network_dir(data_dir)) or {}  # a torn model is replaced: nothing whole to keep
+    dropped = [st for st in meta.get("data", {}).get("stations", []) if st not in names]
     if dropped:
         raise AqiError(
             f"--station: the network model in {network_dir(data_dir)} also forecasts "
@@ -240,11 +236,7 @@ def _train_locked(data_dir, out, names, cfg: Config, net: NetworkPm25, opts, wor
 
 
 def _finetuned(folder: Path) -> bool:
-    live = live_folder(folder)
-    try:
-        return bool(live) and json.loads((live / META_FILE).read_text()).get("kind") == "finetuned"
-    except (OSError, ValueError):
-        return False  # a torn model is reported when it is loaded
+    return (live_meta(folder) or {}).get("kind") == "finetuned"  # a torn one: reported when loaded
 
 
 def by_distance(rule: str, coords: dict | None) -> dict | None:

@@ -212,6 +212,17 @@ def _live(station_dir: Path, station: str, fix: str) -> Path:
     return d
 
 
+def live_meta(station_dir: Path) -> dict | None:
+    """The live model's meta.json as read, without loading the model; None when there is no
+    whole one (absent, torn or unreadable: `load_from` reports which when it is loaded)."""
+    live = live_folder(station_dir)
+    try:
+        meta = json.loads((live / META_FILE).read_text()) if live else None
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
