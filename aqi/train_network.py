@@ -182,8 +182,9 @@ def train_network(
         len(net.times),
         "the network",
     )
+    guard = not every and not opts.replace
     with output_folder(data_dir, _ckpt(data_dir), opts, "network") as (out, opts):
-        return _train_in(data_dir, out, names, cfg, net, opts)
+        return _train_in(data_dir, out, names, cfg, net, opts, guard)
 
 
 def _keeps_coverage(data_dir: Path, names: list[str]) -> None:
@@ -203,15 +204,18 @@ def _ckpt(data_dir: Path) -> Path:
     return network_dir(data_dir) / "ckpt"
 
 
-def _train_in(data_dir: Path, out: Path, names, cfg: Config, net: NetworkPm25, opts) -> dict:
+def _train_in(data_dir: Path, out: Path, names, cfg: Config, net: NetworkPm25, opts, guard) -> dict:
     """Read the stations from `data_dir`, write the model, its checkpoints and the streamed
-    inputs under `out` (the data folder, or a worker's scratch folder)."""
+    inputs under `out` (the data folder, or a worker's scratch folder); `guard`: the coverage
+    check again, under the lock, since a `--station all` may have saved since the first one."""
     folder = network_dir(out)
     busy = f"{folder}: another `aqi train` is writing the network model"
     with (
         exclusive(folder, TRAIN_LOCK, busy),
         tempfile.TemporaryDirectory(dir=folder, prefix=".stream-") as work,
     ):
+        if guard:
+            _keeps_coverage(data_dir, names)
         return _train_locked(data_dir, out, names, cfg, net, opts, Path(work))
 
 

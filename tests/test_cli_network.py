@@ -163,6 +163,27 @@ def test_replace_lets_a_shorter_list_replace_the_network_model(network_store, tm
     assert covered(load_network(d)) == ["A", "B"]
 
 
+def test_the_coverage_check_holds_under_the_train_lock(network_store, tmp_path, monkeypatch):
+    """A `--station all` that saves between the first check and the lock still stops `A,B`."""
+    import aqi.train_network as tn
+    from aqi.resolve import covered, load_network
+
+    d = tmp_path / "data"
+    shutil.copytree(network_store, d)
+    live, aside = d / "models" / "_network", tmp_path / "aside"
+    live.rename(aside)  # the first check sees no network model
+    real = tn.check_size
+
+    def saved_meanwhile(*a, **k):
+        aside.rename(live)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tn, "check_size", saved_meanwhile)
+    r = invoke(d, "train", "--station", "A,B", "-q", *NETWORK_TINY)
+    assert r.exit_code == 2 and "also forecasts 1 station(s) not listed (C)" in r.output, r.output
+    assert covered(load_network(d)) == ["A", "B", "C"]
+
+
 def test_a_store_without_a_station_the_model_needs(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)
