@@ -35,9 +35,18 @@ def _quantiles_ok(qs: tuple[float, ...]) -> bool:
 
 
 def validate(cfg: Config) -> Config:
-    """Range checks of every user-settable field; AqiError names the command-line option."""
-    w, m, lo, t = cfg.window, cfg.model, cfg.loss, cfg.train
-    checks = [
+    """Range checks of every user-settable field; AqiError names the command-line option (or the
+    section.field a script sets)."""
+    for opt, value, ok in _ranges(cfg):
+        if not ok:
+            raise AqiError(f"{opt} {value}: out of range")
+    _choices(cfg)
+    return _together(cfg)
+
+
+def _ranges(cfg: Config) -> list[tuple[str, object, bool]]:
+    w, m, lo, t, n = cfg.window, cfg.model, cfg.loss, cfg.train, cfg.network
+    return [
         ("--lookback", w.lookback, w.lookback >= 1),
         ("--horizon", w.horizon, w.horizon >= 1),
         ("--max-gap", w.max_gap, w.max_gap >= 0),
@@ -67,12 +76,11 @@ def validate(cfg: Config) -> Config:
         ("--level-epochs", t.level_epochs, t.level_epochs >= 0),
         ("--ema", t.ema, 0 <= t.ema < 1),
         ("--quantiles", m.quantiles, _quantiles_ok(m.quantiles)),
+        ("train.lr_floor", t.lr_floor, 0 <= t.lr_floor <= 1),  # a share of --lr
+        ("network.min_overlap", n.min_overlap, n.min_overlap >= 1),
+        ("network.cold_days", n.cold_days, n.cold_days >= 1),
+        ("network.cold_overlap", n.cold_overlap, 1 <= n.cold_overlap <= 24 * n.cold_days),
     ]
-    for opt, value, ok in checks:
-        if not ok:
-            raise AqiError(f"{opt} {value}: out of range")
-    _choices(cfg)
-    return _together(cfg)
 
 
 def _choices(cfg: Config) -> None:

@@ -516,3 +516,23 @@ def test_reseed_makes_a_loaded_models_dropout_follow_the_seed():
     assert states(a) == states(b) and len({s[0] for s in states(a)}) == len(states(a))
     reseed(b, 8)
     assert states(a) != states(b)
+
+
+@pytest.mark.parametrize(
+    "section, field, bad, good",
+    [
+        ("train", "lr_floor", 1.5, 0.0),
+        ("network", "min_overlap", 0, 1),
+        ("network", "cold_days", 0, 7),  # 7 days hold the 168 h cold_overlap asks
+        ("network", "cold_overlap", 24 * 30 + 1, 24 * 30),  # more hours than cold_days hold
+    ],
+)
+def test_script_set_fields_are_range_checked(section, field, bad, good):
+    from conftest import tiny_config
+
+    from aqi.checks import validate
+
+    cfg = tiny_config().replace(network={"cold_days": 30})
+    validate(cfg.replace(**{section: {field: good}}))
+    with pytest.raises(AqiError, match=f"{section}.{field} {bad}: out of range"):
+        validate(cfg.replace(**{section: {field: bad}}))
