@@ -59,6 +59,13 @@ def _windows(d: dict, k: np.ndarray) -> np.ndarray:
     return d["scaled"][d["origins"][k, None] + np.arange(-int(d["lookback"]) + 1, 1)]
 
 
+def recency_weights(origins: np.ndarray, half_life: float) -> np.ndarray:
+    """(n,) probabilities of drawing each window, halving every `half_life` days of age before the
+    latest (`origins`: hours on the station's complete hourly grid)."""
+    w = 0.5 ** ((origins.max() - origins) / (24.0 * half_life))
+    return w / w.sum()
+
+
 def stream(
     files: list[StationFile],
     split: str,
@@ -77,7 +84,9 @@ def stream(
         d = files[int(i)].load()
         k = np.flatnonzero(d["part"] == PARTS.index(split))
         if shuffle:
-            k = np.random.default_rng([seed, int(i)]).permutation(k)
+            rng = np.random.default_rng([seed, int(i)])
+            w = recency_weights(d["origins"][k], net.recency) if net.recency else None
+            k = rng.choice(k, len(k), p=w) if w is not None else rng.permutation(k)
         for c in range(0, len(k), net.chunk):
             part = k[c : c + net.chunk]
             yield _windows(d, part), d["y"][part]

@@ -280,6 +280,34 @@ def test_the_stream_shows_every_train_window_once_per_epoch(network_store, tmp_p
     np.testing.assert_allclose(parts[1][0], own.part("train").x, rtol=1e-5, atol=1e-6)
 
 
+def test_recency_weights_halve_every_half_life():
+    from aqi.stream import recency_weights
+
+    w = recency_weights(np.array([100, 100 - 24 * 30, 100 - 24 * 60, 100]), 30.0)
+    np.testing.assert_allclose(w / w[0], [1.0, 0.5, 0.25, 1.0])
+    assert w.sum() == pytest.approx(1.0)
+
+
+def test_recency_draws_an_epoch_s_windows_toward_the_latest(network_store, tmp_path):
+    """network.recency: as many train windows per epoch, drawn with replacement, more of them
+    recent; off (0), each once (the test above)."""
+    from aqi.config import network_defaults
+    from aqi.network import NetworkPm25
+    from aqi.train_network import prepare
+
+    names = ["A", "B", "C"]
+    cfg = network_defaults().replace(window={"horizon": 6, **NETWORK_DATES}, network={"recency": 2.0})
+    cfg, data = prepare(network_store, names, cfg, NetworkPm25.read(network_store, names), tmp_path)
+    y = np.concatenate([y.numpy() for _, y in data.train_ds(64, seed=0)])
+    parts = [f.part("train")[1] for f in data.files]  # (n, H) targets, in time order
+    assert len(y) == data.n_train
+    rows = {tuple(r) for r in np.round(y, 3)}
+    late = [tuple(r) for p in parts for r in np.round(p[-len(p) // 4 :], 3)]
+    early = [tuple(r) for p in parts for r in np.round(p[: len(p) // 4], 3)]
+    assert len(rows) < len(y)  # drawn with replacement
+    assert np.mean([r in rows for r in late]) > np.mean([r in rows for r in early])
+
+
 def test_with_history_keeps_the_stations_a_network_model_can_learn_from():
     from aqi.config import WindowConfig
     from aqi.network import NetworkPm25, with_history
