@@ -101,20 +101,11 @@ def test_no_input_column_reads_past_its_hour(t, station):
     net = grid(w)
     changed = grid({k: np.where(np.arange(HOURS) > t, v + 3.0, v) for k, v in w.items()})
     name = "ABC"[station % 3]
-    cfg = NetworkConfig(neighbours=2, days=6, trail=2)
+    cfg = NetworkConfig(neighbours=2, days=6)
     a = extra_columns(net, name, ["B", "C"], 1, cfg, 3)
     b = extra_columns(changed, name, ["B", "C"], 1, cfg, 3)
     pd.testing.assert_frame_equal(a.iloc[: t + 1], b.iloc[: t + 1])
     assert not a.iloc[t + 1 :].equals(b.iloc[t + 1 :])  # the check can fail
-
-
-def test_the_trailing_mean_is_the_station_s_own_last_days():
-    w = walks()
-    net = grid(w)
-    out = extra_columns(net, "A", ["B"], 1, NetworkConfig(neighbours=1, trail=2), 3)
-    t = 24 * 5
-    assert out["log_trail"].iloc[t] == pytest.approx(np.nanmean(w["A"][t - 47 : t + 1]), rel=1e-5)
-    assert np.isnan(out["log_trail"].iloc[10])  # fewer than a third of its 48 h seen
 
 
 def test_a_missing_neighbour_never_drops_a_window():
