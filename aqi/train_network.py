@@ -214,7 +214,7 @@ def _train_in(data_dir: Path, out: Path, names, cfg: Config, net: NetworkPm25, o
         exclusive(folder, TRAIN_LOCK, busy),
         tempfile.TemporaryDirectory(dir=folder, prefix=".stream-") as work,
     ):
-        if guard:
+        if guard and out == Path(data_dir):  # the chief's folder: a worker's scratch holds no model
             _keeps_coverage(data_dir, names)
         return _train_locked(data_dir, out, names, cfg, net, opts, Path(work))
 

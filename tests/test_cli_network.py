@@ -166,6 +166,7 @@ def test_replace_lets_a_shorter_list_replace_the_network_model(network_store, tm
 def test_the_coverage_check_holds_under_the_train_lock(network_store, tmp_path, monkeypatch):
     """A `--station all` that saves between the first check and the lock still stops `A,B`."""
     import aqi.train_network as tn
+    from aqi.config import AqiError
     from aqi.resolve import covered, load_network
 
     d = tmp_path / "data"
@@ -178,9 +179,24 @@ def test_the_coverage_check_holds_under_the_train_lock(network_store, tmp_path, 
         aside.rename(live)
         return real(*a, **k)
 
+    real_check, held = tn._keeps_coverage, []
+
+    def check(data_dir, names):  # the second check must run with the train lock taken
+        folder = tn.network_dir(data_dir)
+        try:
+            if folder.exists():  # (the first check runs while the model is aside)
+                with tn.exclusive(folder, tn.TRAIN_LOCK, "taken"):
+                    pass
+            held.append(False)
+        except AqiError:
+            held.append(True)
+        return real_check(data_dir, names)
+
     monkeypatch.setattr(tn, "check_size", saved_meanwhile)
+    monkeypatch.setattr(tn, "_keeps_coverage", check)
     r = invoke(d, "train", "--station", "A,B", "-q", *NETWORK_TINY)
     assert r.exit_code == 2 and "also forecasts 1 station(s) not listed (C)" in r.output, r.output
+    assert held == [False, True]
     assert covered(load_network(d)) == ["A", "B", "C"]
 
 

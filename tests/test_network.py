@@ -553,6 +553,7 @@ def test_reseed_makes_a_loaded_models_dropout_follow_the_seed():
         ("network", "min_overlap", 0, 1),
         ("network", "cold_days", 0, 7),  # 7 days hold the 168 h cold_overlap asks
         ("network", "cold_overlap", 24 * 30 + 1, 24 * 30),  # more hours than cold_days hold
+        ("network", "recency", -1.0, 0.0),
     ],
 )
 def test_script_set_fields_are_range_checked(section, field, bad, good):
