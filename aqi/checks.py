@@ -29,6 +29,14 @@ CHOICES = {
 }
 
 
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    """`--quantiles 0.1,0.5,0.9` → (0.1, 0.5, 0.9); validate() checks the values."""
+    try:
+        return tuple(float(q) for q in text.split(","))
+    except ValueError:
+        raise AqiError(f"--quantiles {text!r}: comma-separated numbers in (0, 1)") from None
+
+
 def _quantiles_ok(qs: tuple[float, ...]) -> bool:
     """Increasing, distinct, inside (0, 1), at least two, the median among them."""
     return list(qs) == sorted(set(qs)) and all(0 < q < 1 for q in qs) and MEDIAN in qs and len(qs) >= 2

@@ -212,7 +212,7 @@ def train(
     threads: Annotated[int | None, Opt(help="CPU threads (default: TensorFlow's own).")] = None,
 ) -> None:
     """Train the Keras regressor of one station (or all) with the custom GradientTape loop."""
-    from aqi.config import parse_quantiles
+    from aqi.checks import parse_quantiles
     from aqi.cpus import limit
 
     if threads is not None:

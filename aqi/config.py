@@ -51,14 +51,6 @@ def median_index(quantiles) -> int:
     return list(quantiles).index(MEDIAN)
 
 
-def parse_quantiles(text: str) -> tuple[float, ...]:
-    """`--quantiles 0.1,0.5,0.9` → (0.1, 0.5, 0.9); validate() checks the values."""
-    try:
-        return tuple(float(q) for q in text.split(","))
-    except ValueError:
-        raise AqiError(f"--quantiles {text!r}: comma-separated numbers in (0, 1)") from None
-
-
 def default_data_dir() -> Path:
     """`$AQI_DATA_DIR`, else ./data: the one folder aqi writes to (store/, models/, reports/)."""
     return Path(os.environ.get(DATA_DIR_ENV, "data"))
