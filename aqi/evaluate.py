@@ -110,7 +110,7 @@ def evaluate_station(
     tm = load(data_dir, station)
     gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
     df = read_station(data_dir, station)
-    test, points, quantiles, pred = station_forecasts(df, tm, gbms.get(tm))
+    test, points, quantiles, pred = station_forecasts(df, tm, gbms)
     points |= {
         name: other_forecast(name, root, station, df, test, data_dir)
         for name, root in (others or {}).items()
@@ -133,9 +133,10 @@ def evaluate_station(
     return m
 
 
-def station_forecasts(df, tm: TrainedModel, pooled: gbm.PooledGbm):
+def station_forecasts(df, tm: TrainedModel, gbms: GbmCache):
     """On the station's rows `df`: test-split windows, every method's (N, H) point forecast, and for
-    a quantile head the (N, H, Q) quantiles of the model and of climatology."""
+    a quantile head the (N, H, Q) quantiles of the model and of climatology. The pooled GBM is
+    fitted (minutes) only once the station has test windows."""
     w = tm.windows(df)
     test = w.part("test")
     if not len(test):
@@ -147,7 +148,7 @@ def station_forecasts(df, tm: TrainedModel, pooled: gbm.PooledGbm):
         "persistence": baselines.persistence(test),
         "seasonal_naive": baselines.seasonal_naive(test, grid, tz, cfg.window.max_gap),
         "climatology": baselines.climatology(test, grid, tz, tm.split.train_end),
-        "gbm": gbm.predict_station(pooled, tm.station, test, grid, tz, cfg.window.max_gap),
+        "gbm": gbm.predict_station(gbms.get(tm), tm.station, test, grid, tz, cfg.window.max_gap),
     }
     quantiles = {}
     if pred.quantiles is not None:

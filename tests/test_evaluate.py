@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TZ, learnable_frame, series, tiny_config, write_csv
+from conftest import TZ, learnable_frame, series, tiny_config, tree_digest, write_csv
 from typer.testing import CliRunner
 
 from aqi import baselines
@@ -73,6 +73,29 @@ def test_cli_evaluate_writes_report(trained):
     assert "| Synth |" in (root / "summary.md").read_text()
     for png in ("mae_vs_horizon", "level_accuracy_vs_horizon", "confusion", "fortnight"):
         assert (root / "Synth" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_model_without_a_test_split_is_refused_before_the_gbm_is_fitted(
+    synth_store, tmp_path, monkeypatch
+):
+    """A model trained for operation (the split moved to the end of the data, no test windows):
+    forecasts, but `aqi evaluate` says so in one line, exit 2, before minutes of GBM fitting."""
+    import aqi.gbm
+
+    d = tmp_path / "data"
+    shutil.copytree(synth_store, d)
+    cfg = tiny_config(epochs=1).replace(window={"val_end": "2016-04-29 23:00"})  # = test_end
+    train_station(d, "Synth", cfg, quiet=True, echo=lambda *a: None)
+    assert runner.invoke(app, ["--data-dir", str(d), "forecast", "--station", "Synth"]).exit_code == 0
+
+    def no_fit(*a, **k):
+        raise AssertionError("the GBM baseline was fitted")
+
+    monkeypatch.setattr(aqi.gbm, "pooled_gbm", no_fit)
+    before = tree_digest(d)
+    r = runner.invoke(app, ["--data-dir", str(d), "evaluate", "--station", "Synth", "-q"])
+    assert r.exit_code == 2 and "station Synth: no test windows after" in r.output, r.output
+    assert r.output.count("\n") == 1 and tree_digest(d) == before
 
 
 def test_forecast_json_schema_and_backtest(trained):
