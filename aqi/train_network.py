@@ -161,7 +161,8 @@ def train_network(
     if opts.tensorboard:
         check_tensorboard(opts.tensorboard)
     net = NetworkPm25.read(data_dir, names)  # an unknown station fails before anything is made
-    if not every and not opts.replace:
+    guard = not every and not opts.replace  # checked now, and again under the lock (_train_in)
+    if guard:
         _keeps_coverage(data_dir, names)
     if every:  # `--station all`: the stations a model can learn from, the others left out
         dates = Split.resolve(cfg.window, net.times[-1], station_timezone(data_dir, names[0]))
@@ -182,7 +183,6 @@ def train_network(
         len(net.times),
         "the network",
     )
-    guard = not every and not opts.replace
     with output_folder(data_dir, _ckpt(data_dir), opts, "network") as (out, opts):
         return _train_in(data_dir, out, names, cfg, net, opts, guard)
 
