@@ -89,7 +89,6 @@ def _ranges(cfg: Config) -> list[tuple[str, object, bool]]:
         ("network.cold_days", n.cold_days, n.cold_days >= 1),
         ("network.cold_overlap", n.cold_overlap, 1 <= n.cold_overlap <= 24 * n.cold_days),
         ("network.recency", n.recency, 0 <= n.recency < math.inf),  # days
-        ("network.stick", n.stick, n.stick >= 0),  # days
     ]
 
 

@@ -209,9 +209,6 @@ class NetworkConfig:
     # daily means of the station's own PM2.5, 1..days days before each input hour. 0: with 6, five
     # networks each, mean validation MAE of the two folds was 34.59 vs 34.45 µg/m³ without (README)
     days: int = 0
-    # days; > 0: the mean |log PM2.5 change over 24 h| of the last `stick` days as an input, how
-    # sticky the station's current regime is (experiment, off)
-    stick: int = 0
     # the daily means feed the level head's own tower only, not the body (nor the point forecast).
     # Off: China winter fold, published level accuracy 0.552 vs 0.556 without (README)
     level_days: bool = False

@@ -99,8 +99,7 @@ READ_DAYS = 6
 def _history_start(tm, end: pd.Timestamp) -> pd.Timestamp:
     """The first hour a network forecast issued at `end` reads (UTC): its window, the hours an
     outage may carry a value over and the model's daily means (at least READ_DAYS) before them."""
-    n = tm.config.network
-    w, days = tm.config.window, max(n.days, n.stick + 1, READ_DAYS)
+    w, days = tm.config.window, max(tm.config.network.days, READ_DAYS)
     return end.tz_convert("UTC") - pd.Timedelta(hours=w.lookback + 24 * (days + 2) + w.stale_limit)
 
 

@@ -7,8 +7,6 @@ input ever reaches past the origin:
 - `log_nb<k>` / `miss_nb<k>`: its k-th neighbour's PM2.5 (gaps <= max_gap forward-filled) and a
   missing indicator; a missing neighbour is a 0 input with its indicator set, never a dropped window;
 - `log_net`: the mean log PM2.5 of every other station at the hour (when configured);
-- `log_stick`: the mean |24-hour change| of its own log PM2.5 over the last `stick` days (when
-  configured): how sticky its current regime is;
 - `log_day<k>`: its own 24-hour mean PM2.5 k days earlier (k = 1..days), a week of history at the cost
   of a few columns;
 - `pm25_mean`, `pm25_std`: its PM2.5 scale (µg/m³, its own train split), with which the model
@@ -184,9 +182,6 @@ def extra_columns(
         rest = net.count - mine
         mean = (net.total - np.where(mine, own, 0.0)) / np.where(rest > 0, rest, np.nan)
         out["log_net"] = _ffill(mean, max_gap)
-    if cfg.stick:  # mean |day-over-day change| of its log PM2.5 over the last `stick` days
-        change = np.abs(own - np.r_[np.full(min(24, t), np.nan), own[:-24]])
-        out["log_stick"] = rolling_mean(change, 24 * cfg.stick, 8 * cfg.stick)
     daily = rolling_mean(own, 24, 12)  # the 24 h ending at each hour
     for d in range(1, cfg.days + 1):
         out[f"log_day{d}"] = np.r_[np.full(min(24 * d, t), np.nan), daily[: max(t - 24 * d, 0)]]
@@ -198,8 +193,7 @@ def extra_columns(
 
 def n_extra(cfg: NetworkConfig) -> int:
     """How many columns `extra_columns` makes under `cfg`."""
-    extra = int(cfg.network_mean) + int(cfg.stick > 0) + cfg.days
-    return 2 * cfg.neighbours + extra + len(STATION_COLUMNS)
+    return 2 * cfg.neighbours + int(cfg.network_mean) + cfg.days + len(STATION_COLUMNS)
 
 
 def rolling_mean(v: np.ndarray, window: int, min_periods: int) -> np.ndarray:

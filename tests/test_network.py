@@ -101,20 +101,11 @@ def test_no_input_column_reads_past_its_hour(t, station):
     net = grid(w)
     changed = grid({k: np.where(np.arange(HOURS) > t, v + 3.0, v) for k, v in w.items()})
     name = "ABC"[station % 3]
-    cfg = NetworkConfig(neighbours=2, days=6, stick=2)
+    cfg = NetworkConfig(neighbours=2, days=6)
     a = extra_columns(net, name, ["B", "C"], 1, cfg, 3)
     b = extra_columns(changed, name, ["B", "C"], 1, cfg, 3)
     pd.testing.assert_frame_equal(a.iloc[: t + 1], b.iloc[: t + 1])
     assert not a.iloc[t + 1 :].equals(b.iloc[t + 1 :])  # the check can fail
-
-
-def test_the_stickiness_is_the_station_s_own_last_days():
-    w = walks()
-    out = extra_columns(grid(w), "A", ["B"], 1, NetworkConfig(neighbours=1, stick=2), 3)
-    t, a = 24 * 5, w["A"]
-    change = np.abs(a[t - 47 : t + 1] - a[t - 71 : t - 23])
-    assert out["log_stick"].iloc[t] == pytest.approx(np.nanmean(change), rel=1e-5)
-    assert np.isnan(out["log_stick"].iloc[30])  # fewer than a third of its 48 h of changes
 
 
 def test_a_missing_neighbour_never_drops_a_window():
