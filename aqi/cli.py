@@ -72,10 +72,9 @@ def download(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Download the UCI Beijing archive into DATA_DIR/raw/ (checksums verified)."""
-    from aqi.download import UCI_URL
-    from aqi.download import download as fetch
+    from aqi import download as dl
 
-    path, digest, checked = fetch(data_dir(), url or UCI_URL, sha256, quiet)
+    path, digest, checked = dl.download(data_dir(), url or dl.UCI_URL, sha256, quiet)
     typer.echo(f"saved {path} (sha256 {digest[:12]}…; {checked} CSV(s) match the published UCI sha256)")
 
 
@@ -188,6 +187,7 @@ def train(
     train_end: Annotated[str | None, Opt(help="Last target hour of the train split (local).")] = None,
     val_end: Annotated[str | None, Opt(help="Last target hour of validation (local).")] = None,
     test_end: Annotated[str | None, Opt(help="Last target hour of the test split (local).")] = None,
+    test_months: Annotated[int | None, Opt(help="Test split if no dates; 0: none, latest data.")] = None,
     arch: Annotated[str | None, Opt(help="mlp|gru")] = None,
     hidden: Annotated[int | None, Opt(help="Units per hidden layer.")] = None,
     layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,

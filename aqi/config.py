@@ -87,12 +87,16 @@ class WindowConfig:
     # measured columns the model reads (their features); () = all. `aqi train` sets it to those
     # the station has on its train split: a column a feed never reports is no input
     inputs: tuple[str, ...] = ()
-    # Chronological split on target time (local, inclusive ends). None = the last 12 months of data
-    # are test and the 6 months before validation: for Beijing, train ≤ 2015-08-31 23:00,
+    # Chronological split on target time (local, inclusive ends). None = the last `test_months` of
+    # data are test and the `val_months` before validation: for Beijing, train ≤ 2015-08-31 23:00,
     # validation 2015-09-01..2016-02-29, test 2016-03-01..2017-02-28.
     train_end: str | None = None
     val_end: str | None = None
     test_end: str | None = None
+    # months; 0: no test split, validation ends at the last hour (the model that forecasts once the
+    # test year has been scored: trained on the latest data, README "Keeping the model fresh")
+    test_months: int = 12
+    val_months: int = 6  # months of validation before the test split, when val_end is not given
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,11 @@ class Split:
 
     @classmethod
     def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
-        """Dates from the config; unset ones: the last 12 months of data are test and the 6 months
-        before them validation."""
-        end = data_end.tz_convert(tz)
-        hour = pd.Timedelta(hours=1)
-        test_end = _local(cfg.test_end, tz) if cfg.test_end else end
-        val_end = (
-            _local(cfg.val_end, tz) if cfg.val_end else test_end + hour - pd.DateOffset(months=12) - hour
-        )
-        train_end = (
-            _local(cfg.train_end, tz)
-            if cfg.train_end
-            else val_end + hour - pd.DateOffset(months=6) - hour
-        )
+        """Dates from the config; unset ones: the last `test_months` of data are test and the
+        `val_months` before them validation."""
+        test_end = _local(cfg.test_end, tz) if cfg.test_end else data_end.tz_convert(tz)
+        val_end = _local(cfg.val_end, tz) if cfg.val_end else _before(test_end, cfg.test_months)
+        train_end = _local(cfg.train_end, tz) if cfg.train_end else _before(val_end, cfg.val_months)
         if not train_end < val_end <= test_end:
             raise AqiError(
                 f"--train-end / --val-end / --test-end out of order: train ≤ {train_end}, "
@@ -61,6 +53,13 @@ class Split:
         out[(first > self.train_end) & (last <= self.val_end)] = "val"
         out[(first > self.val_end) & (last <= self.test_end)] = "test"
         return out.astype(str)
+
+
+def _before(end: pd.Timestamp, months: int) -> pd.Timestamp:
+    """The last hour `months` calendar months before the hour after `end` (23:00 of Feb 29 → 23:00
+    of Aug 31 for 6)."""
+    hour = pd.Timedelta(hours=1)
+    return end + hour - pd.DateOffset(months=months) - hour
 
 
 def _local(s: str, tz: str) -> pd.Timestamp:

@@ -545,6 +545,11 @@ def train_seed_out_of_range(r):
 
 
 @case
+def train_test_months_negative(r):
+    return train("--test-months", "-1"), "--test-months -1: out of range"
+
+
+@case
 def train_tau_infinite(r):
     return train("--tau", "inf"), "--tau inf: out of range"
 

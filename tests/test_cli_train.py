@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from conftest import tree_digest
 from typer.testing import CliRunner
 
 from aqi.cli import app
+from aqi.resolve import load
+from aqi.store import read_station
 
 runner = CliRunner()
 
@@ -77,6 +81,20 @@ def test_cli_trains_with_given_split_dates(synth_store, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "Synth: 1 member(s), val MAE" in r.output
+
+
+def test_test_months_0_trains_on_the_latest_data_with_no_test_split(synth_store, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(synth_store, d)
+    args = ["train", "--station", "Synth", "-q", "--test-months", "0", "--epochs", "1", "--members"]
+    args += ["1", "--hidden", "8", "--device", "cpu", "--train-end", "2016-04-09"]  # 4 months of data
+    r = runner.invoke(app, ["--data-dir", str(d), *args])
+    assert r.exit_code == 0, r.output
+    tm = load(d, "Synth")
+    last = read_station(d, "Synth")["time"].max().tz_convert(tm.timezone)
+    assert tm.split.val_end == tm.split.test_end == last  # validation runs to the last hour
+    assert str(tm.split.train_end) == "2016-04-09 23:00:00+08:00"
+    assert tm.config.window.test_months == 0  # the artifact carries the config it was built with
 
 
 MULTI_WORKER = """

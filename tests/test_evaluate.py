@@ -84,7 +84,8 @@ def test_a_model_without_a_test_split_is_refused_before_the_gbm_is_fitted(
 
     d = tmp_path / "data"
     shutil.copytree(synth_store, d)
-    cfg = tiny_config(epochs=1).replace(window={"val_end": "2016-04-29 23:00"})  # = test_end
+    latest = {"test_months": 0, "val_end": None, "test_end": None}  # validation to the last hour
+    cfg = tiny_config(epochs=1).replace(window=latest)
     train_station(d, "Synth", cfg, quiet=True, echo=lambda *a: None)
     assert runner.invoke(app, ["--data-dir", str(d), "forecast", "--station", "Synth"]).exit_code == 0
 

@@ -91,6 +91,18 @@ def test_default_split_is_the_beijing_one():
     assert Split.from_dict(s.to_dict(), TZ) == s  # meta.json round trip
 
 
+def test_test_months_moves_the_split_to_the_end_of_the_data():
+    end = pd.Timestamp("2017-02-28 23:00", tz=TZ).tz_convert("UTC")
+    s = Split.resolve(WindowConfig(test_months=0), end, TZ)  # operational: no test split
+    assert str(s.val_end) == str(s.test_end) == "2017-02-28 23:00:00+08:00"
+    assert str(s.train_end) == "2016-08-31 23:00:00+08:00"
+    s = Split.resolve(WindowConfig(test_months=3, val_months=3), end, TZ)
+    assert str(s.train_end) == "2016-08-31 23:00:00+08:00"
+    assert str(s.val_end) == "2016-11-30 23:00:00+08:00"
+    given = Split.resolve(WindowConfig(test_months=0, val_end="2016-06-30"), end, TZ)
+    assert str(given.val_end) == "2016-06-30 23:00:00+08:00"  # a given date wins
+
+
 def test_given_split_dates_label_like_the_config_that_made_them():
     cfg = WindowConfig(lookback=5, horizon=3, **DATES)
     a = build_windows(series(240), cfg, TZ)
