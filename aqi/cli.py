@@ -187,7 +187,7 @@ def train(
     train_end: Annotated[str | None, Opt(help="Last target hour of the train split (local).")] = None,
     val_end: Annotated[str | None, Opt(help="Last target hour of validation (local).")] = None,
     test_end: Annotated[str | None, Opt(help="Last target hour of the test split (local).")] = None,
-    test_months: Annotated[int | None, Opt(help="Months of test split at the end (0: none).")] = None,
+    test_months: Annotated[int | None, Opt(help="Months of test before --test-end (0: none).")] = None,
     arch: Annotated[str | None, Opt(help="mlp|gru")] = None,
     hidden: Annotated[int | None, Opt(help="Units per hidden layer.")] = None,
     layers: Annotated[int | None, Opt(help="Hidden layers.")] = None,

@@ -142,7 +142,7 @@ def station_forecasts(df, tm: TrainedModel, gbms: GbmCache):
     if not len(test):
         raise AqiError(
             f"station {tm.station}: no test windows after {tm.split.val_end} (a model for operation, "
-            "--test-months 0?); evaluate one trained with a test split"
+            "--test-months 0?): evaluate one trained with a test split"
         )
     grid, tz, cfg = complete_grid(df), tm.timezone, tm.config
     pred = tm.predict(test.x)

@@ -24,13 +24,17 @@ class Split:
     def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
         """Dates from the config; unset ones: the last `test_months` of data are test and the
         `val_months` before them validation."""
+        months = cfg.test_months
+        if cfg.val_end and months != WindowConfig.test_months:
+            raise AqiError(f"--test-months {months} with --val-end: give one of them")
         test_end = _local(cfg.test_end, tz) if cfg.test_end else data_end.tz_convert(tz)
-        val_end = _local(cfg.val_end, tz) if cfg.val_end else _before(test_end, cfg.test_months)
+        val_end = _local(cfg.val_end, tz) if cfg.val_end else _before(test_end, months)
         train_end = _local(cfg.train_end, tz) if cfg.train_end else _before(val_end, cfg.val_months)
         if not train_end < val_end <= test_end:
+            given = "" if cfg.val_end else f" (validation ends --test-months {months} before test)"
             raise AqiError(
                 f"--train-end / --val-end / --test-end out of order: train ≤ {train_end}, "
-                f"val ≤ {val_end}, test ≤ {test_end}; each must be after the one before"
+                f"val ≤ {val_end}{given}, test ≤ {test_end}: each must be after the one before"
             )
         return cls(train_end, val_end, test_end)
 

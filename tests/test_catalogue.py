@@ -550,6 +550,17 @@ def train_test_months_negative(r):
 
 
 @case
+def train_test_months_with_val_end(r):
+    return train("--test-months", "0", "--val-end", "2016-04-09"), "--test-months 0 with --val-end"
+
+
+@case
+def train_test_months_leaving_no_validation(r):  # the 4-month store: validation from before it
+    args = ["train", "--station", "Synth", "--test-months", "3", "--train-end", "2016-03-20"]
+    return args, "(validation ends --test-months 3 before test)"
+
+
+@case
 def train_tau_infinite(r):
     return train("--tau", "inf"), "--tau inf: out of range"
 

@@ -96,6 +96,7 @@ def test_a_model_without_a_test_split_is_refused_before_the_gbm_is_fitted(
     before = tree_digest(d)
     r = runner.invoke(app, ["--data-dir", str(d), "evaluate", "--station", "Synth", "-q"])
     assert r.exit_code == 2 and "station Synth: no test windows after" in r.output, r.output
+    assert "--test-months 0?" in r.output
     assert r.output.count("\n") == 1 and tree_digest(d) == before
 
 

@@ -99,8 +99,10 @@ def test_test_months_moves_the_split_to_the_end_of_the_data():
     s = Split.resolve(WindowConfig(test_months=3, val_months=3), end, TZ)
     assert str(s.train_end) == "2016-08-31 23:00:00+08:00"
     assert str(s.val_end) == "2016-11-30 23:00:00+08:00"
-    given = Split.resolve(WindowConfig(test_months=0, val_end="2016-06-30"), end, TZ)
-    assert str(given.val_end) == "2016-06-30 23:00:00+08:00"  # a given date wins
+    given = Split.resolve(WindowConfig(val_end="2016-06-30"), end, TZ)  # test_months unused
+    assert str(given.val_end) == "2016-06-30 23:00:00+08:00"
+    with pytest.raises(AqiError, match="--test-months 0 with --val-end"):
+        Split.resolve(WindowConfig(test_months=0, val_end="2016-06-30"), end, TZ)
 
 
 def test_given_split_dates_label_like_the_config_that_made_them():
