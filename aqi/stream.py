@@ -85,8 +85,10 @@ def stream(
         k = np.flatnonzero(d["part"] == PARTS.index(split))
         if shuffle:
             rng = np.random.default_rng([seed, int(i)])
-            w = recency_weights(d["origins"][k], net.recency) if net.recency else None
-            k = rng.choice(k, len(k), p=w) if w is not None else rng.permutation(k)
+            if net.recency:  # with replacement, toward the latest windows
+                k = rng.choice(k, len(k), p=recency_weights(d["origins"][k], net.recency))
+            else:
+                k = rng.permutation(k)
         for c in range(0, len(k), net.chunk):
             part = k[c : c + net.chunk]
             yield _windows(d, part), d["y"][part]
