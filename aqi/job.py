@@ -22,12 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 import aqi
 from aqi import metrics
+from aqi.checkpoints import check_run, resume_from, run_record
 from aqi.concentrations import fit_temperature
 from aqi.config import AqiError, Config
 from aqi.devices import is_chief
 from aqi.lbfgs import lbfgs_fit
 from aqi.levels import Standard, level
-from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer, resume_from
+from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model, ensemble, reseed
 from aqi.prediction import as_prediction, publish
@@ -83,6 +84,8 @@ class Job:
                 f"for --batch-size {batch})"
             )
         self.opts.echo(f"{name}: {n_tr:,} train / {n_va:,} validation windows on {device}")
+        record = run_record(self.cfg, self.data.describe(), self.start)
+        check_run(self.ckpt_root, self.opts.resume_from or self.ckpt_root, record, self.opts.resume)
         started = time.perf_counter()
         members = [self.member(k) for k in range(self.cfg.model.members)]
         with self.strategy.scope():

@@ -262,12 +262,3 @@ def check_tensorboard(path: Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise AqiError(f"--tensorboard {path}: not a writable folder ({e.strerror})") from None
-
-
-def resume_from(ckpt, manager, echo) -> int:
-    if not manager.latest_checkpoint:
-        echo("no checkpoint to resume from; starting at epoch 1")
-        return 0
-    ckpt.restore(manager.latest_checkpoint)
-    echo(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch.numpy())})")
-    return int(ckpt.epoch.numpy())

@@ -66,11 +66,11 @@ def _train_locked(data_dir: Path, station: str, cfg: Config, df, opts, out: Path
     tz = station_timezone(data_dir, station)
     cfg = with_inputs(cfg, df, tz, opts.echo, station)
     w = build_windows(df, cfg.window, tz)
+    cfg = cfg.replace(window=w.dates.to_dict())  # resolved: what meta.json and run.json record
     data = WindowData(with_outages(df, cfg, tz, w), w.part("val"), w)
     job = Job(cfg, data, strategy, std, model_dir(out, station) / "ckpt", opts)
     model, info = job.run(station, device)
-    resolved = cfg.replace(window=w.dates.to_dict())
-    saved = TrainedModel(station, model, resolved, w.scaler, w.dates, tz, std, info).save(out)
+    saved = TrainedModel(station, model, cfg, w.scaler, w.dates, tz, std, info).save(out)
     shutil.rmtree(model_dir(out, station) / "ckpt", ignore_errors=True)  # a later --resume: afresh
     return saved.meta()
 

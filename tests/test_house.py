@@ -38,7 +38,7 @@ LAYERS = [
     {"features"},
     {"windows"},
     {"baselines", "gbm", "model", "exported", "losses", "devices", "stream", "network"},
-    {"loop", "trained", "lbfgs"},
+    {"loop", "trained", "lbfgs", "checkpoints"},
     {"job", "resolve", "gap_skill"},
     {"train"},
     {"finetune"},

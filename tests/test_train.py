@@ -257,7 +257,10 @@ def test_resume_continues_from_the_last_epoch_checkpoint(synth_store, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         train_station(synth_store, "Synth", cfg, quiet=True, echo=lambda *a: None)
     monkeypatch.setattr(Loop, "train_step", real)
-    said = []
+    changed = cfg.replace(train={"lr": 2e-3}, window={"val_end": "2016-04-05 23:00"})
+    with pytest.raises(AqiError, match=r"--resume: .* differs .*train.lr: 0.001 → 0.002"):
+        train_station(synth_store, "Synth", changed, quiet=True, resume=True, echo=print)
+    said = []  # the refusal kept the checkpoints: the same options still resume them
     meta = train_station(synth_store, "Synth", cfg, quiet=True, resume=True, echo=said.append)
     assert any("resumed from" in s and "(epoch 1)" in s for s in said)
     assert meta["epochs_run"] == [2]  # epochs 2 and 3 only

@@ -1,0 +1,57 @@
+"""The record that lets `--resume` continue only the run it interrupted (aqi/checkpoints.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aqi.checkpoints import RUN_FILE, check_run, differences, run_record
+from aqi.config import AqiError, Config
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(JSON)
+def test_a_record_does_not_differ_from_itself(record):
+    assert differences(record, record) == []
+
+
+def test_differences_name_each_changed_leaf_with_its_path():
+    before = {"config": {"train": {"lr": 0.001, "epochs": 3}}, "stations": ["A", "B"]}
+    now = {"config": {"train": {"lr": 0.002, "epochs": 3}}, "stations": ["A"], "start": "ab"}
+    assert differences(before, now) == [
+        "config.train.lr: 0.001 → 0.002",
+        "start: (none) → ab",
+        'stations: ["A", "B"] → ["A"]',
+    ]
+
+
+def test_the_device_is_not_part_of_a_run():
+    gpu = run_record(Config().with_fields(device="gpu"), {"data": {}})
+    assert gpu == run_record(Config().with_fields(device="cpu"), {"data": {}})
+    assert gpu != run_record(Config().with_fields(lr=1.0), {"data": {}})
+
+
+def test_resume_refuses_another_runs_checkpoints_and_keeps_them(tmp_path):
+    first = run_record(Config(), {"data": {"windows": {"train": 10}}})
+    check_run(tmp_path, tmp_path, first, resume=False)
+    kept = (tmp_path / RUN_FILE).read_text()
+    other = run_record(Config(), {"data": {"windows": {"train": 12}}})
+    with pytest.raises(AqiError, match=r"data.windows.train: 10 → 12; .* drop --resume"):
+        check_run(tmp_path, tmp_path, other, resume=True)
+    assert (tmp_path / RUN_FILE).read_text() == kept
+    check_run(tmp_path, tmp_path, first, resume=True)  # the same run resumes
+    check_run(tmp_path, tmp_path, other, resume=False)  # a fresh run replaces the record
+    assert json.loads((tmp_path / RUN_FILE).read_text())["data"]["windows"]["train"] == 12
+
+
+def test_resume_without_a_record_starts_it(tmp_path):
+    check_run(tmp_path / "ckpt", tmp_path / "chief", {"a": 1}, resume=True)
+    assert json.loads((tmp_path / "ckpt" / RUN_FILE).read_text()) == {"a": 1}
