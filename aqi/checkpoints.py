@@ -30,11 +30,17 @@ def weights_digest(model) -> str:
 
 
 def run_record(cfg, described: dict[str, Any], start=None) -> dict[str, Any]:
-    """What makes a run this run: its config (the device aside: a preempted job may resume on
-    another node), its data (`describe()` of the job's data) and the weights it starts from."""
+    """What makes a run this run: its config, its data (`describe()` of the job's data) and the
+    weights it starts from. Not what training never reads, so that an hourly ingest during the
+    interruption does not void it: the test split (its end, its windows) and the device (a
+    preempted job may resume on another node)."""
+    data = {k: v for k, v in described.get("data", {}).items() if k != "last_origin"}
+    if "windows" in data:
+        data["windows"] = {k: v for k, v in data["windows"].items() if k != "test"}
     return {
-        "config": cfg.replace(train={"device": ""}).to_dict(),
+        "config": cfg.replace(train={"device": ""}, window={"test_end": None}).to_dict(),
         **described,
+        "data": data,
         "start": weights_digest(start) if start is not None else None,
     }
 

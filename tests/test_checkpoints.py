@@ -33,10 +33,17 @@ def test_differences_name_each_changed_leaf_with_its_path():
     ]
 
 
-def test_the_device_is_not_part_of_a_run():
-    gpu = run_record(Config().with_fields(device="gpu"), {"data": {}})
-    assert gpu == run_record(Config().with_fields(device="cpu"), {"data": {}})
-    assert gpu != run_record(Config().with_fields(lr=1.0), {"data": {}})
+def test_what_training_never_reads_is_not_part_of_a_run():
+    """The device, and the test split an hourly ingest extends while the run is interrupted."""
+
+    def record(data_end: str, test: int, **fields):
+        data = {"last_origin": data_end, "windows": {"train": 10, "val": 5, "test": test}}
+        return run_record(Config().with_fields(test_end=data_end, **fields), {"data": data})
+
+    gpu = record("2017-02-28 22:00", 100, device="gpu")
+    assert gpu == record("2017-02-28 23:00", 101, device="cpu")
+    assert gpu != record("2017-02-28 22:00", 100, device="gpu", lr=1.0)
+    assert gpu != record("2017-02-28 22:00", 100, device="gpu", val_end="2016-02-29 23:00")
 
 
 def test_resume_refuses_another_runs_checkpoints_and_keeps_them(tmp_path):
