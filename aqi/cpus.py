@@ -36,9 +36,10 @@ def budget() -> int:
 def limit(threads: int | None) -> int:
     """Hold TensorFlow, OpenMP and BLAS to `threads` (None: `available()`); returns the number.
     Environment variables cover libraries not loaded yet, threadpoolctl those already loaded."""
-    n = available() if threads is None else threads
-    if n < 1:
-        raise AqiError(f"--threads {threads}: must be >= 1")
+    most = available()
+    n = most if threads is None else threads
+    if not 1 <= n <= most:  # more threads than cores only slows a job (and 10^5 exhaust memory)
+        raise AqiError(f"--threads {threads}: give 1..{most}, the CPUs this job may use")
     for name in THREAD_ENV:
         os.environ[name] = str(n)
     # OpenMP threads that sleep while they wait: spinning ones (libgomp's default) burn the time

@@ -67,6 +67,9 @@ def test_cpu_budget_follows_slurm_and_refuses_nonsense(monkeypatch):
     assert cpus.budget() == cpus.available()
     with pytest.raises(AqiError, match="--threads 0"):
         cpus.limit(0)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    with pytest.raises(AqiError, match=r"--threads 4: give 1\.\.3, the CPUs this job may use"):
+        cpus.limit(4)
 
 
 def test_openmp_threads_sleep_while_they_wait_unless_the_job_says_otherwise(monkeypatch):
