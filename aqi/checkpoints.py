@@ -16,9 +16,14 @@ from typing import Any
 
 from aqi.config import AqiError
 from aqi.datadir import atomic_write_bytes
+from aqi.losses import tf
 
 RUN_FILE = "run.json"
 SHOWN = 3  # differences named in the refusal; more are counted
+KEEP = 2  # checkpoints kept per member
+# what TensorFlow raises on a torn or missing checkpoint file, or one of another shape
+UNREADABLE = (ValueError, IndexError, tf.errors.OpError)
+AFRESH = "drop --resume to start afresh"
 
 
 def weights_digest(model) -> str:
@@ -31,9 +36,9 @@ def weights_digest(model) -> str:
 
 def run_record(cfg, described: dict[str, Any], start=None) -> dict[str, Any]:
     """What makes a run this run: its config, its data (`describe()` of the job's data) and the
-    weights it starts from. Not what training never reads, so that an hourly ingest during the
-    interruption does not void it: the test split (its end, its windows) and the device (a
-    preempted job may resume on another node)."""
+    weights it starts from. Not what training never reads: the test split (its end, its windows),
+    which an hourly ingest extends while a job waits (with given split dates that leaves the run
+    as it was), and the device (a preempted job may resume on another node)."""
     data = {k: v for k, v in described.get("data", {}).items() if k != "last_origin"}
     if "windows" in data:
         data["windows"] = {k: v for k, v in data["windows"].items() if k != "test"}
@@ -56,14 +61,18 @@ def check_run(root: Path, source: Path, record: dict[str, Any], resume: bool) ->
     A source without run.json (no checkpoint yet) resumes nothing, so any record goes."""
     record = as_json(record)
     kept = Path(source) / RUN_FILE
+    if resume and not kept.is_file() and any(Path(source).glob("member-*/*.index")):
+        raise AqiError(
+            f"--resume: {source} holds checkpoints but no {RUN_FILE} naming their run; {AFRESH}"
+        )
     if resume and kept.is_file():
         changed = differences(_read(kept), record)
         if changed:
             more = f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
             raise AqiError(
                 f"--resume: the interrupted run in {source} differs from this one in "
-                f"{'; '.join(changed[:SHOWN])}{more}; give its options again, or drop --resume "
-                "to start afresh"
+                f"{'; '.join(changed[:SHOWN])}{more}"
+                f"{_moved(changed)}; give its options again, or {AFRESH}"
             )
     atomic_write_bytes(Path(root) / RUN_FILE, json.dumps(record, indent=1).encode())
 
@@ -72,7 +81,7 @@ def _read(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise AqiError(f"--resume: {path} is unreadable ({e}); drop --resume to start afresh") from None
+        raise AqiError(f"--resume: {path} is unreadable ({e}); {AFRESH}") from None
 
 
 def differences(before: Any, now: Any, at: str = "") -> list[str]:
@@ -94,11 +103,36 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def resume_from(ckpt, manager, echo) -> int:
-    """The epoch the last checkpoint in `manager` ended (restored into `ckpt`), 0 if none."""
-    if not manager.latest_checkpoint:
+def _moved(changed: list[str]) -> str:
+    """A hint where the split dates differ: a default split moves with every hour ingested."""
+    dates = any(c.startswith(("config.window.train_end", "config.window.val_end")) for c in changed)
+    return (
+        " (the split's dates moved: pass the interrupted run's as --train-end / --val-end)"
+        if dates
+        else ""
+    )
+
+
+def manager(ckpt, directory: Path):
+    """The checkpoints of one member in `directory`; an unreadable state file is a user error."""
+    try:
+        return tf.train.CheckpointManager(ckpt, directory, KEEP)
+    except UNREADABLE as e:
+        raise AqiError(f"--resume: {directory}/checkpoint is unreadable ({e}); {AFRESH}") from None
+
+
+def resume_from(ckpt, directory: Path, echo) -> int:
+    """The epoch the last checkpoint in `directory` ended (restored into `ckpt`), 0 if none."""
+    latest = manager(ckpt, directory).latest_checkpoint
+    if not latest and any(Path(directory).glob("*.index")):  # a state file naming none: torn
+        raise AqiError(f"--resume: {directory}/checkpoint names no checkpoint; {AFRESH}")
+    if not latest:
         echo("no checkpoint to resume from; starting at epoch 1")
         return 0
-    ckpt.restore(manager.latest_checkpoint)
-    echo(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch.numpy())})")
+    try:
+        ckpt.restore(latest)
+    except UNREADABLE as e:
+        why = str(e).strip().splitlines()[0][:200]
+        raise AqiError(f"--resume: {latest} is unreadable ({why}); {AFRESH}") from None
+    echo(f"resumed from {latest} (epoch {int(ckpt.epoch.numpy())})")
     return int(ckpt.epoch.numpy())

@@ -221,7 +221,7 @@ def train(
     station = one_or_all(station, shard)
     given = {k: v for k, v in locals().items() if v is not None}
     given |= {"clipnorm": None} if clipnorm == 0 else {}
-    given |= {"quantiles": parse_quantiles(quantiles)} if quantiles else {}
+    given |= {"quantiles": parse_quantiles(quantiles)} if quantiles is not None else {}
     from aqi.job import RunOptions
     from aqi.report import train_summary
     from aqi.train_network import train_command

@@ -85,8 +85,8 @@ def write_output(path: Path, text: str, option: str) -> None:
     Never inside a store or a model folder (one holding _manifest.json or CURRENT): it would
     overwrite what the data folder is made of."""
     check_output(path, option)
-    try:
-        atomic_write_bytes(path, text.encode())
+    try:  # a link's target is written (the rename would replace the link itself)
+        atomic_write_bytes(Path(path).resolve(), text.encode())
     except OSError as e:
         raise AqiError(f"{option} {path}: cannot write ({e.strerror})") from None
 
@@ -101,6 +101,8 @@ def check_output(path: Path, option: str) -> None:
         raise AqiError(f"{option} {path}: {here.parent} is not an existing folder; create it first")
     if here.is_dir():
         raise AqiError(f"{option} {path}: a folder; give a file name in it")
+    if here.exists() and not here.is_file():  # the rename would replace /dev/full with a file
+        raise AqiError(f"{option} {path}: not a regular file (a device or a pipe); give a file path")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

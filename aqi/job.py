@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 import aqi
 from aqi import metrics
-from aqi.checkpoints import check_run, resume_from, run_record
+from aqi.checkpoints import check_run, manager, resume_from, run_record
 from aqi.concentrations import fit_temperature
 from aqi.config import AqiError, Config
 from aqi.devices import is_chief
@@ -133,10 +133,9 @@ class Job:
         ckpt_dir = self.ckpt_root / f"member-{k}"
         if not self.opts.resume:  # a fresh run never resumes a stale checkpoint of another config
             shutil.rmtree(ckpt_dir, ignore_errors=True)
-        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, 2)
-        source = manager  # a worker other than the chief resumes from the chief's checkpoints
-        if self.opts.resume and self.opts.resume_from:
-            source = tf.train.CheckpointManager(ckpt, self.opts.resume_from / f"member-{k}", 2)
+        saver = manager(ckpt, ckpt_dir)
+        # a worker other than the chief resumes from the chief's checkpoints
+        source = self.opts.resume_from / f"member-{k}" if self.opts.resume_from else ckpt_dir
         start = resume_from(ckpt, source, self.opts.echo) if self.opts.resume else 0
         if self.start is not None and not start:  # fine-tuning: an epoch must beat the start
             best.loss.assign(loop.val_loss_of(self.val_ds))
@@ -144,7 +143,7 @@ class Job:
             return History(best_epoch=int(best.epoch.numpy()))
         train_ds = self._epochs((t.seed + k) * EPOCH_SEEDS, t.batch_size)
         label = f"member {k + 1}/{cfg.model.members} " if cfg.model.members > 1 else ""
-        on_epoch = self._on_epoch(ckpt, manager, k, loss)
+        on_epoch = self._on_epoch(ckpt, saver, k, loss)
         loss.anneal(self._tau_factor(start))
         with Bar(self.steps, t.epochs, self.opts.quiet, label) as bar:
             bar.done = start
@@ -152,7 +151,7 @@ class Job:
             hist = fit(loop, train_ds, self.val_ds, t, n, start, on_epoch, bar, self.score, best)
         loss.anneal(1.0)  # whatever epoch early stopping ended at: later phases use the real tau
         ckpt.done.assign(True)
-        manager.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
+        saver.save(checkpoint_number=int(ckpt.epoch.numpy()) + 1)  # final (best) weights
         return hist
 
     def _epochs(self, seed: int, batch: int):
@@ -237,13 +236,13 @@ class Job:
         last = max(self.cfg.train.epochs - 1, 1)
         return self.cfg.loss.tau_anneal ** max(0.0, 1.0 - epoch / last)
 
-    def _on_epoch(self, ckpt, manager, k: int, loss: LevelLoss):
+    def _on_epoch(self, ckpt, saver, k: int, loss: LevelLoss):
         tb = self.opts.tensorboard
         writer = tf.summary.create_file_writer(str(Path(tb) / f"member-{k}")) if tb else None
 
         def on_epoch(epoch: int, h: History) -> None:
             ckpt.epoch.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
+            saver.save(checkpoint_number=epoch + 1)
             loss.anneal(self._tau_factor(epoch + 1))
             if writer:
                 with writer.as_default(step=epoch + 1):

@@ -156,11 +156,11 @@ def _times(src: Source, raw: pd.DataFrame, m: Mapping) -> pd.Series:
         if m.time_column:
             local = pd.to_datetime(raw[m.time_column], format=m.time_format or "ISO8601")
         else:
-            local = pd.to_datetime(
-                raw[[m.time_parts[p] for p in ("year", "month", "day", "hour")]].set_axis(
-                    ["year", "month", "day", "hour"], axis=1
-                )
+            parts = raw[[m.time_parts[p] for p in ("year", "month", "day", "hour")]].set_axis(
+                ["year", "month", "day", "hour"], axis=1
             )
+            _hours_of_a_day(src, parts["hour"], raw["_line"])
+            local = pd.to_datetime(parts)
     except (ValueError, TypeError) as e:
         raise AqiError(f"{src.name}: cannot parse timestamps: {e}") from None
     if local.isna().any():
@@ -177,13 +177,24 @@ def _times(src: Source, raw: pd.DataFrame, m: Mapping) -> pd.Series:
     return local.dt.tz_convert("UTC").dt.as_unit("us")
 
 
+def _hours_of_a_day(src: Source, hour: pd.Series, lines: pd.Series) -> None:
+    """pandas rolls hour 24 over into the next day (99 into 4 days on), where it would replace a
+    real hour: an hour outside 0..23 is a malformed row."""
+    h = pd.to_numeric(hour, errors="coerce")
+    bad = h.notna() & ~h.between(0, 23)
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise AqiError(f"{src.name}: line {lines.iloc[i]}: hour {hour.iloc[i]} is not in 0..23")
+
+
 def validate(df: pd.DataFrame, name: str, cfg: IngestConfig = IngestConfig()) -> pd.DataFrame:
     """Checks shared by every layout; returns the frame sorted by (station, time), exact duplicates
     dropped. Out-of-bounds values are rejected or set missing per `cfg.invalid`."""
-    bad_station = ~df["station"].str.fullmatch(STATION_RE)
+    names = df["station"].fillna("").astype(str)  # an empty field reads as missing
+    bad_station = ~names.str.fullmatch(STATION_RE)
     if bad_station.any():
-        row = df[bad_station].iloc[0]
-        check_station(row["station"], f"{name}: line {row['_line']}")
+        i = int(np.argmax(bad_station.to_numpy()))
+        check_station(names.iloc[i], f"{name}: line {df['_line'].iloc[i]}")
     t = df["time"]
     off_hour = (t.dt.minute != 0) | (t.dt.second != 0) | (t.dt.microsecond != 0)
     if off_hour.any():

@@ -125,6 +125,16 @@ def missing_column(r):
 
 
 @case
+def hour_past_the_day(r):  # pandas would store it 4 days on, over a real hour
+    return ingest(str(small_csv(r, "h.csv", hour=(3, 99)))), "h.csv: line 5: hour 99 is not in 0..23"
+
+
+@case
+def empty_station_field(r):  # read as missing: it was stored as a station of no name
+    return ingest(str(small_csv(r, "s.csv", station=(2, "")))), "s.csv: line 4: invalid station name ''"
+
+
+@case
 def unparseable_number(r):
     return ingest(str(small_csv(r, "n.csv", PM10=(4, "12,5x")))), "line 6, column PM10"
 
@@ -620,6 +630,12 @@ def forecast_output_inside_a_model_folder_that_is_missing(r):
 def forecast_output_a_folder(r):
     (r / "out.json").mkdir()
     return ["forecast", "--station", "Synth", "--output", str(r / "out.json")], "a folder; give a file"
+
+
+@case
+def forecast_output_onto_a_pipe(r):  # the atomic rename would replace it (or /dev/full) with a file
+    os.mkfifo(r / "p.json")
+    return ["forecast", "--station", "Synth", "--output", str(r / "p.json")], "not a regular file"
 
 
 @case

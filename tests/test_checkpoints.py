@@ -62,3 +62,65 @@ def test_resume_refuses_another_runs_checkpoints_and_keeps_them(tmp_path):
 def test_resume_without_a_record_starts_it(tmp_path):
     check_run(tmp_path / "ckpt", tmp_path / "chief", {"a": 1}, resume=True)
     assert json.loads((tmp_path / "ckpt" / RUN_FILE).read_text()) == {"a": 1}
+
+
+def member_checkpoints(root, epochs: int = 2):
+    """root/member-0 with one checkpoint per epoch of a (2,)-shaped variable, as a run leaves it."""
+    import tensorflow as tf
+
+    from aqi.checkpoints import manager
+
+    ckpt = tf.train.Checkpoint(w=tf.Variable([1.0, 2.0]), epoch=tf.Variable(0))
+    saver = manager(ckpt, root / "member-0")
+    for e in range(1, epochs + 1):
+        ckpt.epoch.assign(e)
+        saver.save(checkpoint_number=e)
+    return ckpt
+
+
+def test_resume_restores_the_last_epoch(tmp_path):
+    from aqi.checkpoints import resume_from
+
+    ckpt = member_checkpoints(tmp_path)
+    ckpt.epoch.assign(0)
+    assert resume_from(ckpt, tmp_path / "member-0", print) == 2 and int(ckpt.epoch.numpy()) == 2
+    said = []
+    assert resume_from(ckpt, tmp_path / "member-9", said.append) == 0 and "no checkpoint" in said[0]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "checkpoint").write_text(""), "checkpoint is unreadable"),
+        (lambda d: (d / "checkpoint").write_text("garbage"), "names no checkpoint"),
+        (lambda d: (d / "ckpt-2.index").write_bytes(b"torn"), "ckpt-2 is unreadable"),
+        (lambda d: next(d.glob("ckpt-2.data-*")).write_bytes(b""), "ckpt-2 is unreadable"),
+        (lambda d: (d / "ckpt-2.index").unlink(), "ckpt-2 is unreadable"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_and_stays(tmp_path, damage, message):
+    import tensorflow as tf
+
+    from aqi.checkpoints import resume_from
+
+    member_checkpoints(tmp_path)
+    damage(tmp_path / "member-0")
+    left = sorted(p.name for p in (tmp_path / "member-0").iterdir())
+    ckpt = tf.train.Checkpoint(w=tf.Variable([0.0, 0.0]), epoch=tf.Variable(0))
+    with pytest.raises(AqiError, match=rf"--resume: .*{message}.*drop --resume"):
+        resume_from(ckpt, tmp_path / "member-0", print)
+    assert sorted(p.name for p in (tmp_path / "member-0").iterdir()) == left
+
+
+def test_resume_refuses_checkpoints_of_another_shape_or_of_no_record(tmp_path):
+    import tensorflow as tf
+
+    from aqi.checkpoints import resume_from
+
+    member_checkpoints(tmp_path)
+    wider = tf.train.Checkpoint(w=tf.Variable([0.0, 0.0, 0.0]), epoch=tf.Variable(0))
+    with pytest.raises(AqiError, match="ckpt-2 is unreadable"):
+        resume_from(wider, tmp_path / "member-0", print)
+    with pytest.raises(AqiError, match=f"no {RUN_FILE} naming their run"):
+        check_run(tmp_path, tmp_path, {"a": 1}, resume=True)
+    assert not (tmp_path / RUN_FILE).exists()

@@ -33,6 +33,8 @@ runner = CliRunner()
         (["--station", "Synth", "--level-epochs", "2"], "--level-epochs 2: needs a detached level"),
         (["--station", "Synth", "--threads", "0"], "--threads 0: give 1.."),
         (["--station", "Synth", "--threads", "99999"], "--threads 99999: give 1.."),
+        (["--station", "Synth", "--quantiles", ""], "--quantiles '': comma-separated numbers"),
+        (["--station", "Synth", "--test-months", "12", "--val-end", "2016-04-01"], "with --val-end"),
         (["--station", "Synth", "--term-standard", "who"], "--term-standard 'who': use one of"),
         (["--station", "Synth", "--level-loss", "hinge"], "--level-loss 'hinge': use one of"),
     ],

@@ -157,6 +157,11 @@ def test_forecast_table_csv_and_output_file(trained, tmp_path):
     assert json.loads((tmp_path / "g.json").read_text())[0]["station"] == "Synth"
     r = runner.invoke(app, [*cmd, "-", "--format", "CSV"])  # '-' is the terminal
     assert r.exit_code == 0 and r.output.startswith("station,") and not (tmp_path / "-").exists()
+    (tmp_path / "link.csv").symlink_to(tmp_path / "g.csv")  # the link's target is rewritten
+    (tmp_path / "g.csv").write_text("old")
+    assert runner.invoke(app, [*cmd, str(tmp_path / "link.csv")]).exit_code == 0
+    assert (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "g.csv").read_text().startswith("station,")
 
 
 @pytest.mark.parametrize(
