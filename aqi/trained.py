@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from aqi.checks import validate
 from aqi.config import AqiError, Config
 from aqi.datadir import NETWORK, STATION_RE, atomic_write_bytes, model_dir, models_dir, network_dir
 from aqi.exported import LITE_FILE, Runner, export
@@ -120,8 +121,9 @@ class TrainedModel:
             sha, lite = _sha256(v / MODEL_FILE), "" if why else _sha256(v / LITE_FILE)
             info = self.info | ({"lite_error": why} if why else {})
             saved = dataclasses.replace(self, path=v, sha256=sha, lite_sha256=lite, info=info)
-            meta = json.dumps(saved.meta(), indent=2, default=_jsonable).encode()
-            atomic_write_bytes(v / META_FILE, meta)
+            meta = json.loads(json.dumps(saved.meta(), default=_jsonable))  # as it reads back
+            meta[META_SHA] = meta_digest(meta)
+            atomic_write_bytes(v / META_FILE, json.dumps(meta, indent=2).encode())
             previous = live_folder(d)
             atomic_write_bytes(d / CURRENT, v.name.encode())  # the one step that makes it live
         except BaseException:
@@ -158,7 +160,14 @@ def _prune(station_dir: Path, keep: set[str]) -> None:
 
 # meta.json's keys that are fields of the record itself; the rest is its `info`
 RECORD = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
-RECORD |= {"model_sha256", "lite_sha256", "breakpoints"}
+RECORD |= {"model_sha256", "lite_sha256", "breakpoints", "meta_sha256"}
+META_SHA = "meta_sha256"  # of meta.json's other keys: an edit by hand is caught, not half-read
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of a meta.json's keys other than its own digest, in a canonical order."""
+    body = {k: v for k, v in meta.items() if k != META_SHA}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def load_from(station_dir: Path, station: str) -> TrainedModel:
@@ -174,6 +183,8 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         raise AqiError(
             f"{d / META_FILE}: incomplete (no {', '.join(sorted(missing))}); retrain: `{fix}`"
         )
+    if META_SHA in meta and meta[META_SHA] != meta_digest(meta):  # older models have none
+        raise AqiError(f"{d / META_FILE}: edited after training (its digest differs); `{fix}`")
     sha, lite = _sha256(d / MODEL_FILE), meta.get("lite_sha256", "")
     if sha != meta.get("model_sha256"):
         raise AqiError(f"{d}: model.keras does not match meta.json (interrupted write?); `{fix}`")
@@ -181,22 +192,25 @@ def load_from(station_dir: Path, station: str) -> TrainedModel:
         raise AqiError(f"{d}: {LITE_FILE} does not match meta.json (interrupted write?); `{fix}`")
     runner = Runner(d / LITE_FILE) if lite else None
     model = None if runner else _read_keras(d / MODEL_FILE)  # saved before the LiteRT export
-    tz = meta["timezone"]
-    table = meta.get("standard_table")
-    return TrainedModel(
-        station=meta["station"],
-        model=model,
-        config=Config.from_dict(meta["config"]),
-        scaler=Scaler.from_dict(meta["scaler"]),
-        split=Split.from_dict(meta["split"], tz),
-        timezone=tz,
-        standard=Standard.from_dict(table) if table else get_standard(meta["standard"]),
-        info={k: v for k, v in meta.items() if k not in RECORD},
-        path=d,
-        sha256=sha,
-        lite_sha256=lite,
-        runner=runner,
-    )
+    try:  # a model of a release before the digest, edited: one line, not a traceback
+        tz = meta["timezone"]
+        table = meta.get("standard_table")
+        return TrainedModel(
+            station=meta["station"],
+            model=model,
+            config=validate(Config.from_dict(meta["config"])),
+            scaler=Scaler.from_dict(meta["scaler"]),
+            split=Split.from_dict(meta["split"], tz),
+            timezone=tz,
+            standard=Standard.from_dict(table) if table else get_standard(meta["standard"]),
+            info={k: v for k, v in meta.items() if k not in RECORD},
+            path=d,
+            sha256=sha,
+            lite_sha256=lite,
+            runner=runner,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, AqiError) as e:
+        raise AqiError(f"{d / META_FILE}: invalid record ({e!r}); `{fix}`") from None
 
 
 def _live(station_dir: Path, station: str, fix: str) -> Path:

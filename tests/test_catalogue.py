@@ -22,6 +22,7 @@ from conftest import NETWORK_TINY, learnable_frame, tree_digest, uci_frame, writ
 from typer.testing import CliRunner
 
 from aqi.cli import app
+from aqi.trained import meta_digest
 
 runner = CliRunner()
 Case = Callable[[Path], tuple[list[str], str]]  # (root) → (aqi arguments, message fragment)
@@ -556,7 +557,7 @@ def train_seed_out_of_range(r):
 
 @case
 def train_test_months_negative(r):
-    return train("--test-months", "-1"), "--test-months -1: out of range"
+    return ["train", "--station", "Synth", "--test-months", "-1"], "--test-months -1: out of range"
 
 
 @case
@@ -639,6 +640,21 @@ def forecast_output_onto_a_pipe(r):  # the atomic rename would replace it (or /d
 
 
 @case
+def forecast_meta_edited_by_hand(r):  # valid JSON, another time zone: read on, it misplaced hours
+    meta = json.loads((live(r) / "meta.json").read_text())
+    (live(r) / "meta.json").write_text(json.dumps(meta | {"timezone": "Europe/Paris"}))
+    return ["forecast", "--station", "Synth"], "meta.json: edited after training"
+
+
+@case
+def forecast_meta_of_no_digest_with_a_bad_split(r):  # a release before the digest, then edited
+    meta = json.loads((live(r) / "meta.json").read_text())
+    del meta["meta_sha256"]
+    (live(r) / "meta.json").write_text(json.dumps(meta | {"split": {}}))
+    return ["forecast", "--station", "Synth"], "meta.json: invalid record (KeyError('train_end'))"
+
+
+@case
 def forecast_output_of_no_known_suffix(r):
     out = ["--output", str(r / "o.txt")]
     return ["forecast", "--station", "Synth", *out], "a table is for the terminal; add --format csv"
@@ -698,13 +714,14 @@ def _rehash(folder: Path, damage, name: str = "model.keras") -> None:
     meta[{"model.keras": "model_sha256", "model.tflite": "lite_sha256"}[name]] = hashlib.sha256(
         body
     ).hexdigest()
+    meta["meta_sha256"] = meta_digest(meta)
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def _pre_litert(folder: Path) -> None:
     (folder / "model.tflite").unlink()
     meta = json.loads((folder / "meta.json").read_text())
-    del meta["lite_sha256"]
+    del meta["lite_sha256"], meta["meta_sha256"]  # neither existed then
     (folder / "meta.json").write_text(json.dumps(meta))
 
 

@@ -63,7 +63,7 @@ def test_a_model_saved_before_the_export_predicts_through_keras(data):
     folder = before.path
     (folder / exported.LITE_FILE).unlink()
     meta = json.loads((folder / trained.META_FILE).read_text())
-    del meta["lite_sha256"]
+    del meta["lite_sha256"], meta[trained.META_SHA]  # neither existed then
     (folder / trained.META_FILE).write_text(json.dumps(meta))
     old = trained.load(data, "Synth")
     assert old.runner is None and old.model is not None
@@ -78,6 +78,7 @@ def test_a_damaged_litert_file_is_one_line_and_exit_2(data):
         trained.load(data, "Synth")
     meta = json.loads((folder / trained.META_FILE).read_text())
     meta["lite_sha256"] = trained._sha256(folder / exported.LITE_FILE)  # a matching hash
+    meta[trained.META_SHA] = trained.meta_digest(meta)
     (folder / trained.META_FILE).write_text(json.dumps(meta))
     r = CliRunner().invoke(app, ["--data-dir", str(data), "forecast", "--station", "Synth"])
     assert r.exit_code == 2 and "model.tflite: cannot be loaded" in r.output, r.output
