@@ -48,7 +48,8 @@ def user_errors(fn):
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
         except OSError as e:  # disk full, a read-only folder: every write is atomic, nothing torn
-            typer.echo(f"error: {e.filename or data_dir()}: {e.strerror}; fix it and rerun", err=True)
+            why = e.strerror or e  # an OSError raised with one argument has no strerror
+            typer.echo(f"error: {e.filename or data_dir()}: {why}; fix it and rerun", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -211,7 +211,10 @@ def build_windows(
     if scaler is None:
         rows = h.train_rows()
         if len(rows) < cfg.lookback + cfg.horizon:
-            raise AqiError(f"too little training data before {h.dates.train_end:%Y-%m-%d %H:%M}")
+            raise AqiError(
+                f"too little training data before {h.dates.train_end:%Y-%m-%d %H:%M}: "
+                "move the split later (--train-end, --val-end, --test-months, --test-end)"
+            )
         scaler = Moments(h.features).add(rows).scaler()
     return h.windows(scaler, gap)
 
