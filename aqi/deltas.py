@@ -125,7 +125,7 @@ def _read(files: list[Path]) -> Deltas:
         except (OSError, pa.ArrowException) as e:
             raise AqiError(
                 f"{f}: corrupt delta file ({str(e).splitlines()[0][:80]}); remove it and re-ingest "
-                "the hourly files it held (`aqi stations` shows each station's last hour)"
+                "the hourly files it held (then `aqi stations` shows each station's last hour)"
             ) from None
     df = pa.concat_tables(tables).to_pandas() if tables else SCHEMA.empty_table().to_pandas()
     return Deltas(df, df.groupby("station", sort=False).indices if len(df) else {})
