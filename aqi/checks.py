@@ -59,7 +59,7 @@ def _ranges(cfg: Config) -> list[tuple[str, object, bool]]:
         ("--horizon", w.horizon, w.horizon >= 1),
         ("--max-gap", w.max_gap, w.max_gap >= 0),
         ("--stale-limit", w.stale_limit, w.stale_limit >= 0),
-        ("--test-months", w.test_months, 0 <= w.test_months <= 1200),
+        ("--test-months", w.test_months, w.test_months is None or 0 <= w.test_months <= 1200),
         ("window.val_months", w.val_months, 1 <= w.val_months <= 1200),
         ("--gap-share", cfg.train.gap_share, 0 <= cfg.train.gap_share <= 1),
         ("--hidden", m.hidden, m.hidden >= 1),

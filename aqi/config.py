@@ -39,6 +39,7 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 
+TEST_MONTHS = 12  # months of test data when neither test_months nor val_end is given
 MEDIAN = 0.5  # the quantile whose value a quantile head publishes as its point forecast
 
 
@@ -95,7 +96,8 @@ class WindowConfig:
     test_end: str | None = None
     # months; 0: no test split, validation ends at the last hour (the model that forecasts once the
     # test year has been scored: trained on the latest data, README "Keeping the model fresh")
-    test_months: int = 12
+    # None = TEST_MONTHS; given, it goes with no val_end (the split refuses both, whatever the value)
+    test_months: int | None = None
     val_months: int = 6  # months of validation before the test split, when val_end is not given
 
 

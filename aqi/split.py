@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aqi.config import AqiError, WindowConfig
+from aqi.config import TEST_MONTHS, AqiError, WindowConfig
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class Split:
     def resolve(cls, cfg: WindowConfig, data_end: pd.Timestamp, tz: str) -> Split:
         """Dates from the config; unset ones: the last `test_months` of data are test and the
         `val_months` before them validation."""
-        months = cfg.test_months
-        if cfg.val_end and months != WindowConfig.test_months:
+        months = TEST_MONTHS if cfg.test_months is None else cfg.test_months
+        if cfg.val_end and cfg.test_months is not None:
             raise AqiError(f"--test-months {months} with --val-end: give one of them")
         test_end = _local(cfg.test_end, tz) if cfg.test_end else data_end.tz_convert(tz)
         val_end = _local(cfg.val_end, tz) if cfg.val_end else _before(test_end, months)

@@ -111,8 +111,6 @@ def train_command(
     on it (`finetune` True, or None where `finetunes_by_default`), else that station's own model."""
     per_station, finetune = flags
     one = station != "all" and "," not in station
-    if "test_months" in fields and fields.get("val_end"):  # the split's check sees only values
-        raise AqiError(f"--test-months {fields['test_months']} with --val-end: give one of them")
     if opts.replace and (one or station == "all" or per_station or shard):
         raise AqiError("--replace: goes with a list of stations for one network model (A,B)")
     if finetune and not one:

@@ -101,8 +101,9 @@ def test_test_months_moves_the_split_to_the_end_of_the_data():
     assert str(s.val_end) == "2016-11-30 23:00:00+08:00"
     given = Split.resolve(WindowConfig(val_end="2016-06-30"), end, TZ)  # test_months unused
     assert str(given.val_end) == "2016-06-30 23:00:00+08:00"
-    with pytest.raises(AqiError, match="--test-months 0 with --val-end"):
-        Split.resolve(WindowConfig(test_months=0, val_end="2016-06-30"), end, TZ)
+    for months in (0, 12):  # 12 is the default's value, given: still refused with val_end
+        with pytest.raises(AqiError, match=f"--test-months {months} with --val-end"):
+            Split.resolve(WindowConfig(test_months=months, val_end="2016-06-30"), end, TZ)
 
 
 def test_given_split_dates_label_like_the_config_that_made_them():
