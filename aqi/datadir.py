@@ -84,16 +84,16 @@ def write_output(path: Path, text: str, option: str) -> None:
     """A file the user named (e.g. `--output`), written atomically; OSError → AqiError naming it.
     Never inside a store or a model folder (one holding _manifest.json or CURRENT): it would
     overwrite what the data folder is made of."""
-    check_output(path, option)
-    try:  # a link's target is written (the rename would replace the link itself)
-        atomic_write_bytes(Path(path).resolve(), text.encode())
+    target = check_output(path, option)  # a link's target: the rename would replace the link
+    try:
+        atomic_write_bytes(target, text.encode())
     except OSError as e:
         raise AqiError(f"{option} {path}: cannot write ({e.strerror})") from None
 
 
-def check_output(path: Path, option: str) -> None:
-    """AqiError unless `path` can be a user's output file: outside the store and the models, in a
-    folder that exists (a typo in a path should not make folders in a batch job)."""
+def check_output(path: Path, option: str) -> Path:
+    """`path` resolved, or AqiError unless it can be a user's output file: outside the store and
+    the models, in a folder that exists (a typo in a path should not make folders in a batch job)."""
     here = Path(path).resolve()
     if any((d / "_manifest.json").exists() or (d / "CURRENT").exists() for d in here.parents):
         raise AqiError(f"{option} {path}: inside the data folder's store or models; write elsewhere")
@@ -103,6 +103,7 @@ def check_output(path: Path, option: str) -> None:
         raise AqiError(f"{option} {path}: a folder; give a file name in it")
     if here.exists() and not here.is_file():  # the rename would replace /dev/full with a file
         raise AqiError(f"{option} {path}: not a regular file (a device or a pipe); give a file path")
+    return here
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
