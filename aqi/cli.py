@@ -13,7 +13,7 @@ import typer
 
 from aqi.config import AqiError, default_data_dir
 from aqi.datadir import evaluate_dir
-from aqi.shards import one_or_all, pick
+from aqi.shards import one_or_all
 
 
 class AqiTyper(typer.Typer):
@@ -251,12 +251,12 @@ def evaluate(
 
     n = limit(threads)
     from aqi.evaluate import evaluation_report, named_models
-    from aqi.resolve import scorable
+    from aqi.resolve import in_shard
     from aqi.summary import by_horizon
 
-    names, torn = scorable(data_dir()) if one_or_all(station, shard) == "all" else ([station], [])
-    if not (names := pick(names, shard)) and not torn:  # a shard only goes with 'all'
-        raise AqiError(f"no trained models in {data_dir() / 'models'}; run `aqi train` first")
+    names, torn = in_shard(data_dir(), shard) if one_or_all(station, shard) == "all" else ([station], [])
+    if not names and not torn:
+        return typer.echo(f"--shard {shard}: none of the trained stations; nothing to do", err=True)
     echo = (lambda *_: None) if quiet or fmt == "json" else typer.echo
     rows = evaluation_report(data_dir(), names, standard, echo, n, named_models(model or []), torn)
     if fmt == "json":

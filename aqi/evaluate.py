@@ -109,12 +109,11 @@ def evaluate_station(
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
     gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
+    # a --model of other pairs is refused before the pooled GBM is fitted (minutes)
+    rivals = {n: other_model(n, root, station, data_dir, tm) for n, root in (others or {}).items()}
     df = read_station(data_dir, station)
     test, points, quantiles, pred = station_forecasts(df, tm, gbms)
-    points |= {
-        name: other_forecast(name, root, station, df, test, data_dir)
-        for name, root in (others or {}).items()
-    }
+    points |= {n: other_forecast(n, other, station, df, test) for n, other in rivals.items()}
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
     if pred.exceedance(std) is not None:
@@ -175,9 +174,9 @@ def named_models(items: list[str]) -> dict[str, Path]:
     return {name: Path(folder) for name, _, folder in pairs}
 
 
-def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_dir: Path):
-    """(N, H) point forecasts of the model in root/<station> (else of the network model in
-    root/_network, or in root itself when it is models/_network) on the test windows' origins."""
+def other_model(name: str, root: Path, station: str, data_dir: Path, tm: TrainedModel) -> TrainedModel:
+    """The model in root/<station> (else the network model in root/_network, or root itself when it
+    is models/_network), refused unless it has `tm`'s split dates and horizon (the same pairs)."""
     root = Path(root)
     network = root if root.name == NETWORK else root / NETWORK
     if root.name == NETWORK or (not live_folder(root / station) and live_folder(network)):
@@ -185,12 +184,16 @@ def other_forecast(name: str, root: Path, station: str, df, test: Windows, data_
     else:
         other = load_from(root / station, station)
         other = bind(other, data_dir, station) if other.config.network.stations else other  # tuned
-    mine = (test.dates, test.y.shape[1])
-    if (other.split, other.config.window.horizon) != mine:
+    if (other.split, other.config.window.horizon) != (tm.split, tm.config.window.horizon):
         raise AqiError(
             f"--model {name}: {station}'s model there has other split dates or another --horizon; "
             "it cannot be scored on the same pairs"
         )
+    return other
+
+
+def other_forecast(name: str, other: TrainedModel, station: str, df, test: Windows) -> np.ndarray:
+    """(N, H) point forecasts of `other` (`other_model`) on the test windows' origins."""
     w = other.windows(df)
     idx = w.origin.get_indexer(test.origin)
     if (idx < 0).any():

@@ -23,9 +23,8 @@ from aqi.config import AqiError
 from aqi.levels import Standard, get_standard, index_value, level
 from aqi.network import NetworkPm25, no_rows
 from aqi.prediction import Prediction
-from aqi.resolve import bind, load, load_network, needed, scorable
-from aqi.shards import pick
-from aqi.store import load_manifest, read_station, read_stations, stations
+from aqi.resolve import bind, in_shard, load, load_network, needed
+from aqi.store import load_manifest, read_station, read_stations
 from aqi.trained import MODEL_FILE, trained_stations
 
 
@@ -178,14 +177,7 @@ def forecast_stations(
         raise AqiError(f"--miss-cost {miss_cost}: must be a finite number > 0")
     if station != "all":
         return [forecast_station(data_dir, station, at, standard, miss_cost)], []
-    names, torn = scorable(data_dir)
-    names = pick(names, shard)
-    if not names and not torn:
-        known = stations(data_dir)
-        raise AqiError(
-            f"no trained models in {Path(data_dir) / 'models'}; run `aqi train --station "
-            f"{known[0] if known else 'X'}`"
-        )
+    names, torn = in_shard(data_dir, shard)
     own = set(trained_stations(data_dir))
     results, failed = network_forecasts(
         data_dir, [n for n in names if n not in own], at, standard, miss_cost
@@ -198,6 +190,6 @@ def forecast_stations(
             results.append(forecast_station(data_dir, name, at, standard, miss_cost, now))
         except AqiError as e:
             failed.append(f"{name}: {e}")
-    if not results:
+    if failed and not results:  # no results and nothing failed: a --shard of none of them
         raise AqiError("no station could be forecast: " + "; ".join(failed))
     return sorted(results, key=lambda r: r["station"]), failed

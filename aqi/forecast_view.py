@@ -88,7 +88,7 @@ def forecast_csv(results: list[dict]) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    qs = list(results[0]["forecasts"][0].get("quantiles", {}))
+    qs = list(results[0]["forecasts"][0].get("quantiles", {})) if results else []
     w.writerow(
         ["station", "issued_at", "target_time", "horizon", "pm25", "aqi", "level", "level_name", "color"]
         + [f"q{q}" for q in qs]
@@ -135,6 +135,8 @@ def output_format(fmt: str | None, output: Path | None) -> tuple[str, Path | Non
 def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) -> None:
     """`aqi forecast`'s output: tables, or csv/json text on the terminal or in `output`."""
     if fmt == "table":
+        if not results:
+            echo("no forecasts to show (a --shard with none of the trained stations, or errors below)")
         if len(results) > OVERVIEW_AFTER:
             forecast_overview(results)
             return

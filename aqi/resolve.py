@@ -18,7 +18,8 @@ import pandas as pd
 from aqi.config import AqiError
 from aqi.datadir import NETWORK, model_dir, network_dir
 from aqi.network import UNKNOWN, NetworkPm25, coordinates, extra_columns, nearest, neighbours
-from aqi.store import has_station, load_manifest, stamp
+from aqi.shards import pick
+from aqi.store import has_station, load_manifest, stamp, stations
 from aqi.trained import TrainedModel, live_folder, load_from, trained_stations
 from aqi.windows import Scaler
 
@@ -154,6 +155,19 @@ def scorable(data_dir: Path) -> tuple[list[str], list[str]]:
         return forecastable(data_dir), []
     except AqiError as e:
         return trained_stations(data_dir), [f"network model: {e}"]
+
+
+def in_shard(data_dir: Path, shard: str | None) -> tuple[list[str], list[str]]:
+    """`scorable` of the stations of `shard` (all when None). A shard holding none of them is empty,
+    not an error (N array jobs over fewer stations than N); no model at all is an AqiError."""
+    names, torn = scorable(data_dir)
+    if not names and not torn:
+        known = stations(data_dir)
+        raise AqiError(
+            f"no trained models in {Path(data_dir) / 'models'}; run `aqi train --station "
+            f"{known[0] if known else 'X'}`"
+        )
+    return pick(names, shard), torn
 
 
 def forecastable(data_dir: Path) -> list[str]:

@@ -70,7 +70,7 @@ def test_network_models_are_loaded_once_per_folder(network_store, tmp_path, monk
     """`evaluate --model net=DIR` binds DIR's network model to each station it scores: DIR's model
     and the data folder's own are each loaded once, and do not evict each other."""
     import aqi.resolve as resolve
-    from aqi.evaluate import other_forecast
+    from aqi.evaluate import other_forecast, other_model
     from aqi.store import read_station
 
     other = tmp_path / "other"
@@ -80,8 +80,10 @@ def test_network_models_are_loaded_once_per_folder(network_store, tmp_path, monk
     monkeypatch.setattr(resolve, "_NET", {})
     for st in ("A", "B", "C"):
         df = read_station(network_store, st)
-        test = resolve.load(network_store, st).windows(df).part("test")
-        assert other_forecast("net", other, st, df, test, network_store).shape == test.y.shape
+        tm = resolve.load(network_store, st)
+        test = tm.windows(df).part("test")
+        rival = other_model("net", other, st, network_store, tm)
+        assert other_forecast("net", rival, st, df, test).shape == test.y.shape
     assert loads == [network_store / "models" / "_network", other / "_network"]
 
 
@@ -242,13 +244,14 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
     tuned = load_from(d / "models" / "B", "B")
     assert tuned.config.decision.miss_cost == 3.0 and tuned.config.train.device == "cpu"
-    from aqi.evaluate import other_forecast  # `evaluate --model ft=DIR` binds a fine-tuned model
+    from aqi.evaluate import other_forecast, other_model  # `--model ft=DIR`: a fine-tuned model
     from aqi.resolve import load
     from aqi.store import read_station
 
-    df = read_station(d, "B")
-    test = load(d, "B").windows(df).part("test")
-    assert other_forecast("ft", d / "models", "B", df, test, d).shape == test.y.shape
+    df, tm = read_station(d, "B"), load(d, "B")
+    test = tm.windows(df).part("test")
+    rival = other_model("ft", d / "models", "B", d, tm)
+    assert other_forecast("ft", rival, "B", df, test).shape == test.y.shape
     r = invoke(d, "train", "--station", "D", "--finetune", "-q", *quick)
     assert r.exit_code == 2 and "was not trained on D" in r.output
     again = invoke(d, "train", "--station", "A,B,C", *NETWORK_TINY)  # B's model is now of the old one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -151,6 +152,25 @@ def test_other_models_are_scored_on_the_same_pairs(two_stations):
         assert r.exit_code == 2 and message in r.output and r.output.count("\n") == 1
 
 
+def test_a_model_of_other_pairs_is_refused_before_the_gbm_is_fitted(two_stations, monkeypatch):
+    from typer.testing import CliRunner
+
+    import aqi.evaluate as evaluate
+    from aqi.cli import app
+
+    d, other = two_stations / "data", two_stations / "other"
+    shutil.copytree(d / "store", other / "store")
+    cfg = tiny_config(epochs=1).replace(window={"horizon": 3})
+    train_station(other, "Ka", cfg, quiet=True, echo=lambda *a: None)
+    monkeypatch.setattr(evaluate, "station_forecasts", lambda *a: pytest.fail("scored before refusing"))
+    args = ["--data-dir", str(d), "evaluate", "--station", "Ka", "--model", f"h3={other / 'models'}"]
+    r = CliRunner().invoke(app, args)
+    assert (
+        r.exit_code == 2
+        and "--model h3: Ka's model there has other split dates or another --horizon" in r.output
+    )
+
+
 @given(
     st.lists(st.text("abcdefgh", min_size=1, max_size=6), unique=True, max_size=40), st.integers(1, 9)
 )
@@ -191,5 +211,12 @@ def test_n_forecast_jobs_cover_every_station_once(two_stations):
         assert r.exit_code == 0, r.output
         seen += [f["station"] for f in json.loads(r.output)]
     assert sorted(seen) == ["Ka", "Kb"]
+    empty = ["--data-dir", str(d), "forecast", "--station", "all", "--shard", "2/3"]  # 2 stations
+    r = CliRunner().invoke(app, [*empty, "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.output) == []
+    r = CliRunner().invoke(app, empty)
+    assert r.exit_code == 0 and "no forecasts to show" in r.output
+    r = CliRunner().invoke(app, ["--data-dir", str(d), "evaluate", "--station", "all", "--shard", "2/3"])
+    assert r.exit_code == 0 and "--shard 2/3: none of the trained stations; nothing to do" in r.output
     r = CliRunner().invoke(app, ["--data-dir", str(d), "forecast", "--station", "Ka", "--shard", "0/2"])
     assert r.exit_code == 2 and "--shard 0/2: goes with --station all" in r.output
