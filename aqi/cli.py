@@ -142,21 +142,16 @@ def stations(
 @app.command()
 @user_errors
 def levels(
-    standard: Annotated[str, typer.Option(help="Built-in key or a TOML file.")] = "us-epa-2024",
-    value: Annotated[float | None, typer.Option(help="PM2.5 in µg/m³ to classify.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Print every built-in standard.")] = False,
+    standard: Annotated[
+        str | None, Opt(help="Built-in key or a TOML file (default us-epa-2024).")
+    ] = None,
+    value: Annotated[float | None, Opt(help="PM2.5 in µg/m³ to classify.")] = None,
+    all_: Annotated[bool, Opt("--all", help="Print every built-in standard.")] = False,
 ) -> None:
     """Print an AQI standard's table, or the level and index of one concentration."""
-    from aqi.levels import STANDARDS, get_standard
-    from aqi.report import level_line, standard_table
+    from aqi.report import levels_view
 
-    if value is None:
-        for std in STANDARDS.values() if all_ else [get_standard(standard)]:
-            standard_table(std)
-        return
-    if not 0 <= value < float("inf"):
-        raise AqiError(f"--value {value}: a concentration must be finite and >= 0 µg/m³")
-    typer.echo(level_line(value, get_standard(standard)))
+    levels_view(standard, value, all_, typer.echo)
 
 
 @app.command()

@@ -204,7 +204,8 @@ def truncate(c: np.ndarray, std: Standard) -> np.ndarray:
     if not std.resolution:
         return c
     # the 1e-9 guards against 9.1 being stored as 9.0999999: truncation must not drop a digit
-    return np.floor(c / std.resolution + 1e-9) * std.resolution
+    with np.errstate(over="ignore"):  # c/resolution past float range is inf: still the top level
+        return np.floor(c / std.resolution + 1e-9) * std.resolution
 
 
 def level(c, std: Standard) -> np.ndarray:

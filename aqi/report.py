@@ -11,6 +11,24 @@ from aqi.summary import methods_of
 from aqi.term import console
 
 
+def levels_view(standard: str | None, value: float | None, every: bool, echo) -> None:
+    """`aqi levels`: a standard's table (every built-in one with `every`), or one value's level."""
+    from aqi.config import AqiError, LossConfig
+    from aqi.levels import STANDARDS, get_standard
+
+    if every and (standard is not None or value is not None):
+        given = "--standard" if standard is not None else "--value"
+        raise AqiError(f"--all: prints every built-in table; drop {given} or drop --all")
+    std = None if every else get_standard(standard or LossConfig.standard)
+    if value is None:
+        for table in STANDARDS.values() if every else [std]:
+            standard_table(table)
+        return
+    if not 0 <= value < float("inf"):
+        raise AqiError(f"--value {value}: a concentration must be finite and >= 0 µg/m³")
+    echo(level_line(value, std))
+
+
 def level_line(value: float, std) -> str:
     """`aqi levels --value`: the level and index of one concentration."""
     from aqi.levels import index_value, level
@@ -26,7 +44,9 @@ def train_summary(meta: dict) -> str:
     v = meta["validation"]
     mean = {k: {m: float(np.mean(v[k][m])) for m in ("mae", "level_accuracy")} for k in v}
     published = ""
-    if "decided_horizons" in meta:
+    if "val_published" in meta:  # the per-horizon rules applied, as `aqi forecast` publishes
+        published = f", published level acc {np.mean(meta['val_published']):.3f}"
+    elif "decided_horizons" in meta:
         own, decided = v["model"]["level_accuracy"], meta["val_decided"]
         pick = [
             d if use else o for d, o, use in zip(decided, own, meta["decided_horizons"], strict=True)

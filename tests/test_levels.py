@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,8 +133,17 @@ def test_cli_levels_table_for_every_standard(key):
     [
         (["--standard", "xx"], "--standard 'xx': unknown"),
         (["--value", "-3"], "--value -3.0: a concentration"),
+        (["--all", "--value", "3"], "--all: prints every built-in table; drop --value"),
+        (["--all", "--standard", "us-epa-2024"], "drop --standard or drop --all"),
     ],
 )
 def test_cli_levels_errors(args, msg):
     r = runner.invoke(app, ["levels", *args])
     assert r.exit_code == 2 and msg in r.output
+
+
+def test_a_value_past_float_range_is_the_top_level_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = runner.invoke(app, ["levels", "--value", "1e308"])
+    assert r.exit_code == 0 and '"Hazardous"' in r.output and "Warning" not in r.output
