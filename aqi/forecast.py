@@ -105,6 +105,11 @@ def _history_start(tm, end: pd.Timestamp) -> pd.Timestamp:
 def _result(tm, origin: pd.Timestamp, pred: Prediction, standard, miss_cost) -> dict:
     std = get_standard(standard) if standard else tm.standard
     published = tm.published(pred, std, miss_cost)
+    if published is None and miss_cost is not None:
+        raise AqiError(
+            f"--miss-cost: {tm.station}'s model gives no level probabilities under {std.key} (a "
+            "point head, or a level head of another standard) to weigh; drop --miss-cost"
+        )
     times = origin + pd.to_timedelta(np.arange(1, pred.point.shape[1] + 1), unit="h")
     lv, idx = level(pred.point[0], std), index_value(pred.point[0], std)  # (H,) each, at once
     local = times.tz_convert(tm.timezone)

@@ -115,6 +115,8 @@ def train_command(
         raise AqiError("--replace: goes with a list of stations for one network model (A,B)")
     if finetune and not one:
         raise AqiError("--finetune: give one station (--station X)")
+    if finetune and per_station:
+        raise AqiError("--finetune starts from the network model, --per-station afresh: give one")
     if finetune is None:  # neither --finetune nor --no-finetune given
         finetune = one and not per_station and finetunes_by_default(data_dir, station, fields, opts.echo)
     if finetune:

@@ -475,6 +475,11 @@ def train_finetune_without_a_network_model(r):
 
 
 @case
+def train_finetune_per_station(r):
+    return train("--finetune", "--per-station"), "--finetune starts from the network model"
+
+
+@case
 def train_network_with_gap_share(r):
     return ["train", "--station", "all", "--gap-share", "0.3", *NETWORK_TINY], "--gap-share"
 
@@ -584,6 +589,12 @@ def forecast_at_outside_the_data(r):
 @case
 def forecast_bad_format(r):
     return ["forecast", "--station", "Synth", "--format", "xml"], "--format 'xml'"
+
+
+@case
+def forecast_miss_cost_under_another_standard(r):  # the level head's breakpoints are US EPA 2024's
+    cmd = ["forecast", "--station", "Synth", "--standard", "india-naqi", "--miss-cost", "3"]
+    return cmd, "--miss-cost: Synth's model gives no level probabilities under india-naqi"
 
 
 @case
