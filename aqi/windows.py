@@ -253,9 +253,8 @@ def window_at(
             f"model's {cfg.stale_limit} h staleness limit (train --stale-limit); wait for the feed"
         )
     if origin - (cfg.lookback - 1) * HOUR < t[0]:
-        raise AqiError(
-            f"history too short: {cfg.lookback} hours before {origin} needed, data starts {t[0]}"
-        )
+        start, first = (_local(v, tz) for v in (origin - (cfg.lookback - 1) * HOUR, t[0]))
+        raise AqiError(f"history too short: inputs from {start} needed ({tz}), the data start {first}")
     f = feature_columns(span, hours, tz, cfg.stale_limit, cfg.inputs)
     arr = np.stack(list(f.values()), 1)[-cfg.lookback :]
     if extra is not None:  # the network's columns after the station's own, as `hourly` joins them
@@ -288,7 +287,10 @@ HOUR = pd.Timedelta(hours=1)
 def _check_origin(first, end, origin: pd.Timestamp, at, tz: str, cfg: WindowConfig) -> None:
     """AqiError unless `--at` is between the data's first hour and its last + stale_limit."""
     if not first <= origin <= end + cfg.stale_limit * HOUR:
-        shown = (t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M") for t in (first, end))
-        raise AqiError(
-            f"--at {at.tz_convert(tz):%Y-%m-%dT%H:%M}: outside the data ({' .. '.join(shown)})"
-        )
+        shown = (_local(t, tz) for t in (first, end))
+        raise AqiError(f"--at {_local(at, tz)}: outside the data ({' .. '.join(shown)})")
+
+
+def _local(t: pd.Timestamp, tz: str) -> str:
+    """`t` as the local time `--at` is given in."""
+    return t.tz_convert(tz).strftime("%Y-%m-%dT%H:%M")

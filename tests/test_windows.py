@@ -142,7 +142,11 @@ def test_window_at_forecasts_through_an_outage_and_refuses_past_the_staleness_li
         window_at(out, cfg, TZ, w.scaler, at=later + pd.Timedelta(hours=1))
     with pytest.raises(AqiError, match="outside the data"):
         window_at(out, cfg, TZ, w.scaler, at=pd.Timestamp("2030-01-01", tz="UTC"))
-    with pytest.raises(AqiError, match="history too short"):
+    local = [
+        (out["time"].iloc[k] + pd.Timedelta(hours=dh)).tz_convert(TZ) for k, dh in ((3, -7), (0, 0))
+    ]
+    start, first = (f"{t:%Y-%m-%dT%H:%M}" for t in local)  # --at is local: so are the hours named
+    with pytest.raises(AqiError, match=f"history too short: inputs from {start} .* data start {first}$"):
         window_at(out, cfg, TZ, w.scaler, at=out["time"].iloc[3])
 
 
