@@ -64,6 +64,14 @@ def test_resume_without_a_record_starts_it(tmp_path):
     assert json.loads((tmp_path / "ckpt" / RUN_FILE).read_text()) == {"a": 1}
 
 
+def test_a_folder_in_the_records_place_is_named_not_the_temporary_file(tmp_path):
+    (tmp_path / "ckpt" / RUN_FILE).mkdir(parents=True)
+    with pytest.raises(OSError) as e:
+        check_run(tmp_path / "ckpt", tmp_path / "ckpt", {"a": 1}, resume=False)
+    assert e.value.filename == str(tmp_path / "ckpt" / RUN_FILE)
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == [RUN_FILE]  # no .tmp left
+
+
 def member_checkpoints(root, epochs: int = 2):
     """root/member-0 with one checkpoint per epoch of a (2,)-shaped variable, as a run leaves it."""
     import tensorflow as tf
