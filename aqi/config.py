@@ -186,6 +186,8 @@ class TrainConfig:
 class DecisionConfig:
     # Cost of publishing a level below the first unhealthy level when the hour reaches it, vs any
     miss_cost: float = 1.0  # other wrong level (1: the most probable; > 1 trades false alarms for hits)
+    # per hour ahead, publish the level at the origin where the model prefers another by less than
+    stay: bool = True  # a probability margin chosen on validation (`fit_stay`; README, issue 16)
 
 
 @dataclass(frozen=True)

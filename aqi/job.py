@@ -31,7 +31,7 @@ from aqi.levels import Standard, level
 from aqi.loop import Bar, Best, History, Loop, distribute, fit, make_optimizer
 from aqi.losses import LevelLoss, keras, tf
 from aqi.model import build_model, ensemble, reseed
-from aqi.prediction import as_prediction, publish
+from aqi.prediction import as_prediction, fit_stay, publish
 from aqi.term import console
 
 VAL_BATCH = 4096  # windows per validation step: inference only, memory-bound not compute-bound
@@ -198,13 +198,9 @@ class Job:
         tr = self.data.tr
         pick = np.random.default_rng(t.seed + k).permutation(len(tr))[: t.lbfgs_max_samples]
         before, weights = self._val_loss(model, loss), model.get_weights()
+        columns = TextColumn(f"L-BFGS-B member {k + 1}"), BarColumn(), MofNCompleteColumn()
         with Progress(
-            TextColumn(f"L-BFGS-B member {k + 1}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            disable=self.opts.quiet,
+            *columns, TextColumn("{task.fields[info]}"), console=console, disable=self.opts.quiet
         ) as bar:
             task = bar.add_task("", total=iters, info="")
             res = lbfgs_fit(
@@ -281,19 +277,23 @@ def _info(job: Job, hists: list[History], model, device: str, seconds: float) ->
 
 
 def _decision_rule(job: Job, model) -> dict:
-    """Fitted on validation (miss cost 1): per horizon, whether the decided level beat the point
-    forecast's level (where not, the point's is published), and the level head's temperatures
-    (its probabilities calibrated, every argmax kept). Empty for a point head."""
+    """Fitted on validation (miss cost 1): per horizon, whether the decided level beat the point's
+    level (else the point's is published); the level head's temperatures (every argmax kept); per
+    horizon the margin within which the level at the origin is published (`fit_stay`)."""
     pred = as_prediction(job.data.val_raw(model), job.cfg.model, job.std)
-    decided, y = publish(pred, job.std, 1.0), job.data.val_targets()[0]
+    decided, (y, pers) = publish(pred, job.std, 1.0), job.data.val_targets()
     if decided is None:
         return {}
     acc = metrics.per_horizon_levels(y, decided[0], job.std)["level_accuracy"]
     own = metrics.per_horizon_levels(y, level(pred.point, job.std), job.std)["level_accuracy"]
     rule = {"decided_horizons": [a > b for a, b in zip(acc, own, strict=True)], "val_decided": acc}
-    if pred.exceed is None:
+    if pred.exceed is not None:
+        observed, seen = level(np.nan_to_num(y), job.std), np.isfinite(y)  # a NaN target is not seen
+        rule["level_temperature"] = fit_temperature(pred.level_probabilities(job.std), observed, seen)
+        pred = dataclasses.replace(pred, temperature=tuple(rule["level_temperature"]))
+    if not job.cfg.decision.stay:
         return rule
-    observed, seen = level(np.nan_to_num(y), job.std), np.isfinite(y)  # a NaN target is not seen
-    return rule | {
-        "level_temperature": fit_temperature(pred.level_probabilities(job.std), observed, seen)
-    }
+    pred = dataclasses.replace(pred, origin=pers[:, 0])
+    rule["stay_margin"] = fit_stay(pred, job.std, y, rule["decided_horizons"])
+    levels = publish(pred, job.std, 1.0, rule["decided_horizons"], rule["stay_margin"])[0]
+    return rule | {"val_published": metrics.per_horizon_levels(y, levels, job.std)["level_accuracy"]}

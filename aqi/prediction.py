@@ -22,10 +22,11 @@ class Prediction:
     quantile_levels: tuple[float, ...] = ()
     edges: tuple[float, ...] = ()  # µg/m³, the breakpoints b_i of `exceed` (the head's standard)
     temperature: tuple[float, ...] = ()  # per hour ahead, fitted on validation (`job`); () = none
+    origin: np.ndarray | None = None  # (N,) µg/m³ PM2.5 at the origin: persistence's forecast
 
     def row(self, i: int) -> Prediction:
         """The forecast of window i alone (arrays keep their leading axis, of length 1)."""
-        arrays = {k: getattr(self, k) for k in ("point", "quantiles", "exceed")}
+        arrays = {k: getattr(self, k) for k in ("point", "quantiles", "exceed", "origin")}
         return dataclasses.replace(self, **{k: v[i : i + 1] for k, v in arrays.items() if v is not None})
 
     def exceedance(self, std: Standard) -> np.ndarray | None:
@@ -63,10 +64,16 @@ def as_prediction(raw: np.ndarray, m: ModelConfig, std: Standard) -> Prediction:
     return Prediction(raw)
 
 
-def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=None):
+# probability margins tried per hour ahead by `fit_stay`: 0 keeps the model's level, 0.2 already
+# gives persistence's level on a fifth of the China winter's day-ahead pairs
+STAY_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
+
+
+def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=None, stay=None):
     """(levels (N, H), their probabilities) to publish: the decided level where `decided_horizons`
-    (H,) is true (default: every horizon), the point forecast's level elsewhere; None without a
-    predictive distribution."""
+    (H,) is true (default: every horizon), the point forecast's level elsewhere; then, at hour h,
+    the level at the origin wherever its probability is within `stay[h]` of that level's (`stay`
+    (H,), None: never). None without a predictive distribution."""
     probs = pred.level_probabilities(std)
     if probs is None:
         return None
@@ -76,4 +83,21 @@ def publish(pred: Prediction, std: Standard, miss_cost: float, decided_horizons=
     )
     own = level(pred.point, std)
     own_p = np.take_along_axis(probs, own[..., None], -1)[..., 0]
-    return np.where(use, d[0], own), np.where(use, d[1], own_p)
+    levels, p = np.where(use, d[0], own), np.where(use, d[1], own_p)
+    if stay is None or pred.origin is None:
+        return levels, p
+    now = np.broadcast_to(level(pred.origin, std)[:, None], levels.shape)
+    now_p = np.take_along_axis(probs, now[..., None], -1)[..., 0]
+    keep = (np.asarray(stay) > 0) & (p - now_p <= np.asarray(stay)) & (now >= 0)
+    return np.where(keep, now, levels), np.where(keep, now_p, p)
+
+
+def fit_stay(pred: Prediction, std: Standard, y: np.ndarray, decided_horizons) -> list[float]:
+    """Per hour ahead, the margin of STAY_GRID whose published levels (miss cost 1) hit most
+    observed levels of `y` (N, H) µg/m³ (NaN: not scored); ties: the smaller margin."""
+    seen, truth = np.isfinite(y), level(np.nan_to_num(y), std)
+    hits = []
+    for m in STAY_GRID:
+        levels = publish(pred, std, 1.0, decided_horizons, np.full(y.shape[1], m))[0]
+        hits.append(((levels == truth) & seen).sum(0))
+    return [STAY_GRID[i] for i in np.argmax(np.asarray(hits), 0)]  # argmax: the first of the best

@@ -67,7 +67,8 @@ class TrainedModel:
         LiteRT file once saved and loaded, else the Keras model."""
         raw = self.runner(x, batch) if self.runner else predict(self.keras_model(), x, batch)
         pred = as_prediction(raw, self.config.model, self.standard)
-        return dataclasses.replace(pred, temperature=tuple(self.info.get("level_temperature", ())))
+        temperature = tuple(self.info.get("level_temperature", ()))
+        return dataclasses.replace(pred, temperature=temperature, origin=self.scaler.origin(x))
 
     def keras_model(self) -> keras.Model:
         """The Keras model: the one trained in this process, else read from model.keras once
@@ -79,8 +80,9 @@ class TrainedModel:
     def published(self, pred: Prediction, std: Standard, miss_cost: float | None = None):
         """The levels to publish (`publish`), with the per-horizon rule chosen on validation."""
         cost = self.config.decision.miss_cost if miss_cost is None else miss_cost
-        rule = self.info.get("decided_horizons") if cost == 1.0 else None  # chosen at cost 1
-        return publish(pred, std, cost, rule)
+        if cost != 1.0:  # the per-horizon rules were chosen at cost 1
+            return publish(pred, std, cost)
+        return publish(pred, std, cost, self.info.get("decided_horizons"), self.info.get("stay_margin"))
 
     def windows(self, df: pd.DataFrame, gap: int = 0) -> Windows:
         """Every window of `df` with this model's scaler and split dates (`gap`: build_windows)."""

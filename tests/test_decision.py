@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,10 +16,10 @@ from aqi.cli import app
 from aqi.concentrations import decide_level, fit_temperature, level_probabilities, log_loss, temper
 from aqi.evaluate import evaluate_station
 from aqi.ingest import ingest
-from aqi.levels import STANDARDS
+from aqi.levels import STANDARDS, level
 from aqi.losses import LevelLoss, tf
 from aqi.model import build_model
-from aqi.prediction import Prediction
+from aqi.prediction import STAY_GRID, Prediction, fit_stay, publish
 from aqi.train import train_station
 from aqi.trained import live_folder, load_from, predict
 
@@ -77,6 +78,42 @@ def test_only_a_level_head_prediction_is_tempered():
     assert hot.decided(US)[1][0, 0] == pytest.approx(q.max())
 
 
+def _at_origin(exceed, origin) -> Prediction:
+    """A level-head forecast of (N, H, E) exceedances at US breakpoints, from PM2.5 `origin` (N,)."""
+    n, h = exceed.shape[:2]
+    return Prediction(np.zeros((n, h)), exceed=exceed, edges=tuple(US.edges), origin=np.asarray(origin))
+
+
+def test_the_level_at_the_origin_is_published_only_within_its_margin():
+    # P(level) = 0.1, 0.5, 0.4, 0, 0, 0: the model calls level 1; PM2.5 now 40 µg/m³ is level 2
+    exceed = np.array([[[0.9, 0.4, 0.0, 0.0, 0.0]] * 3])  # (1, 3, E)
+    pred = _at_origin(exceed, [40.0])
+    levels, p = publish(pred, US, 1.0, None, [0.0, 0.05, 0.1])
+    np.testing.assert_array_equal(levels, [[1, 1, 2]])  # within 0.1 of 0.5, not within 0.05
+    np.testing.assert_allclose(p, [[0.5, 0.5, 0.4]])
+    unchanged = publish(pred, US, 1.0)
+    np.testing.assert_array_equal(publish(pred, US, 1.0, None, [0.0] * 3)[0], unchanged[0])
+    no_origin = dataclasses.replace(pred, origin=None)
+    np.testing.assert_array_equal(publish(no_origin, US, 1.0, None, [0.2] * 3)[0], unchanged[0])
+
+
+@settings(max_examples=40)
+@given(st.lists(exceedances, min_size=1, max_size=20), st.floats(0, 300))
+def test_a_wider_margin_never_publishes_the_level_at_the_origin_less_often(es, now):
+    ex = np.sort(np.asarray(es), axis=-1)[:, ::-1]
+    pred = _at_origin(ex[:, None], np.full(len(es), now))
+    same = [(publish(pred, US, 1.0, None, [m])[0] == level(now, US)).sum() for m in STAY_GRID]
+    assert same == sorted(same)
+
+
+def test_the_stay_margin_of_most_hits_is_chosen_per_hour():
+    # the model prefers level 1 (0.5) over level 2, the level at the origin (0.4), at both hours;
+    # hour 0's observations side with the model, hour 1's with persistence (8 of 10)
+    exceed = np.array([[[0.9, 0.4, 0.0, 0.0, 0.0]] * 2] * 10)  # (10, 2, E)
+    y = np.stack([np.full(10, 20.0), np.r_[np.full(8, 40.0), np.nan, 20.0]], 1)  # µg/m³
+    assert fit_stay(_at_origin(exceed, np.full(10, 40.0)), US, y, None) == [0.0, 0.1]
+
+
 def test_level_head_probabilities_decrease_and_the_ordinal_loss_rewards_them():
     cfg = array_config().replace(model={"head": "level"})
     model = build_model(cfg, F, (40.0, 30.0))
@@ -110,6 +147,8 @@ def test_evaluate_scores_the_published_level_and_its_trade_off(level_store):
     assert all(v > 0 for v in m["decided"]["level_log_loss"])
     temperature = load_from(level_store / "models" / "Synth", "Synth").info["level_temperature"]
     assert len(temperature) == 6 and all(0.2 <= t <= 5 for t in temperature)
+    margins = load_from(level_store / "models" / "Synth", "Synth").info["stay_margin"]
+    assert len(margins) == 6 and set(margins) <= set(STAY_GRID)
     pods = [r["pod"] for r in m["decision_curve"]]
     assert pods == sorted(pods) and {"far", "csi", "level_accuracy"} <= set(m["decision_curve"][0])
     png = level_store / "reports" / "evaluate" / "Synth" / "decision_curve.png"
