@@ -197,6 +197,7 @@ def train(
     level_hidden: Annotated[int | None, Opt(help="Units of the level head's own tower.")] = None,
     level_epochs: Annotated[int | None, Opt(help="Refit epochs of a detached level head.")] = None,
     miss_cost: Annotated[float | None, Opt(help="Cost of a missed unhealthy hour (vs 1).")] = None,
+    stay: Annotated[bool | None, Opt(help="The level of now within a margin fit on validation.")] = None,
     quantiles: Annotated[str | None, Opt(help="Quantile levels, e.g. 0.1,0.5,0.9.")] = None,
     finetune_lbfgs: Annotated[int | None, Opt(help="L-BFGS-B iterations after Adam.")] = None,
     seed: Annotated[int | None, Opt(help="Random seed (deterministic on CPU).")] = None,

@@ -238,12 +238,14 @@ def test_finetune_starts_from_the_network_model(network_store, tmp_path):
         r = invoke(d, "train", "--station", "B", "--finetune", "-q", *opt)
         assert r.exit_code == 2 and f"{opt[0]}: not settable" in r.output, r.output
     quick = ("--epochs", "1", "--batch-size", "64", "--device", "cpu")
-    r = invoke(d, "train", "--station", "B", "--finetune", "-q", "--miss-cost", "3", *quick)
+    r = invoke(d, "train", "--station", "B", "--finetune", "-q", "--miss-cost", "3", "--no-stay", *quick)
     assert r.exit_code == 0, r.output
     out = json.loads(invoke(d, "forecast", "--station", "B", "--format", "json").output)[0]
     assert out["model"]["kind"] == "finetuned" and "models/B/" in out["model"]["path"]
     tuned = load_from(d / "models" / "B", "B")
     assert tuned.config.decision.miss_cost == 3.0 and tuned.config.train.device == "cpu"
+    assert not tuned.config.decision.stay and "stay_margin" not in tuned.info
+    assert "stay_margin" in load_from(d / "models" / "_network", "_network").info  # on by default
     from aqi.evaluate import other_forecast, other_model  # `--model ft=DIR`: a fine-tuned model
     from aqi.resolve import load
     from aqi.store import read_station
