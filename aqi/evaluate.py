@@ -24,7 +24,7 @@ from aqi.config import AqiError
 from aqi.datadir import NETWORK, atomic_write_bytes, evaluate_dir
 from aqi.gap_skill import gap_scores
 from aqi.levels import Standard, get_standard, level
-from aqi.prediction import Prediction
+from aqi.prediction import Prediction, publish
 from aqi.report import summary_markdown
 from aqi.resolve import bind, load, network_at
 from aqi.store import read_station
@@ -109,11 +109,9 @@ def evaluate_station(
     """Score every method on the test split; write metrics.json, predictions.parquet and plots."""
     tm = load(data_dir, station)
     gbms = gbms or GbmCache(data_dir, 1, lambda *_: None)
-    # a --model of other pairs is refused before the pooled GBM is fitted (minutes)
     rivals = {n: other_model(n, root, station, data_dir, tm) for n, root in (others or {}).items()}
     df = read_station(data_dir, station)
-    test, points, quantiles, pred = station_forecasts(df, tm, gbms)
-    points |= {n: other_forecast(n, other, station, df, test) for n, other in rivals.items()}
+    test, points, quantiles, pred = station_forecasts(df, tm, gbms, rivals)
     std = get_standard(standard) if standard else tm.standard
     m = {"station": station} | scores(test, points, std, tm.timezone)
     if pred.exceedance(std) is not None:
@@ -132,10 +130,11 @@ def evaluate_station(
     return m
 
 
-def station_forecasts(df, tm: TrainedModel, gbms: GbmCache):
-    """On the station's rows `df`: test-split windows, every method's (N, H) point forecast, and for
-    a quantile head the (N, H, Q) quantiles of the model and of climatology. The pooled GBM is
-    fitted (minutes) only once the station has test windows."""
+def station_forecasts(df, tm: TrainedModel, gbms: GbmCache, rivals: dict | None = None):
+    """On the station's rows `df`: test-split windows, every method's (N, H) point forecast (with
+    the `other_model`s of `rivals`, by name), and for a quantile head the (N, H, Q) quantiles of
+    the model and of climatology. The pooled GBM is fitted (minutes) only once the station has
+    test windows and every rival has forecast its origins: a rival of other pairs fails first."""
     w = tm.windows(df)
     test = w.part("test")
     if not len(test):
@@ -144,14 +143,15 @@ def station_forecasts(df, tm: TrainedModel, gbms: GbmCache):
             "--test-months 0?): evaluate one trained with a test split"
         )
     grid, tz, cfg = complete_grid(df), tm.timezone, tm.config
-    pred = tm.predict(test.x)
+    pred = tm.predict(test.x, test.last_pm25)
+    others = {n: other_forecast(n, o, tm.station, df, test) for n, o in (rivals or {}).items()}
     points = {
         "model": pred.point,
         "persistence": baselines.persistence(test),
         "seasonal_naive": baselines.seasonal_naive(test, grid, tz, cfg.window.max_gap),
         "climatology": baselines.climatology(test, grid, tz, tm.split.train_end),
         "gbm": gbm.predict_station(gbms.get(tm), tm.station, test, grid, tz, cfg.window.max_gap),
-    }
+    } | others
     quantiles = {}
     if pred.quantiles is not None:
         clim = baselines.climatology_quantiles(test, grid, tz, tm.split.train_end, tm.quantile_levels)
@@ -201,17 +201,18 @@ def other_forecast(name: str, other: TrainedModel, station: str, df, test: Windo
             f"--model {name}: its windows for {station} miss {(idx < 0).sum()} of the "
             f"{len(idx)} test origins (another --lookback, --max-gap or split); not the same pairs"
         )
-    return other.predict(w.x[idx]).point
+    return other.predict(w.x[idx], None).point
 
 
 def decision_scores(y: np.ndarray, tm: TrainedModel, pred: Prediction, std: Standard) -> dict:
     """The published level's per-horizon scores at the model's miss cost, and the POD/FAR/CSI
-    trade-off over miss costs, all horizons pooled."""
+    trade-off of the cost decision alone over miss costs (every point one rule: no per-horizon
+    rule, which is chosen at cost 1 only), all horizons pooled."""
     ok = np.isfinite(y)
     observed = level(y[ok], std)
     curve = []
     for cost in MISS_COSTS:
-        lv = tm.published(pred, std, cost)[0][ok]
+        lv = publish(pred, std, cost)[0][ok]
         scores = metrics.exceedance_scores(observed >= std.unhealthy, lv >= std.unhealthy)
         acc = metrics.level_accuracy(observed, lv)
         curve.append({"miss_cost": cost, "level_accuracy": round(acc, metrics.DIGITS)} | scores)

@@ -43,12 +43,6 @@ class Scaler:
         """(mean, std) µg/m³ of the PM2.5 input: the model un-scales persistence with them."""
         return float(self.mean[PM25_FEATURE]), float(self.std[PM25_FEATURE])
 
-    def origin(self, x: np.ndarray) -> np.ndarray:
-        """(N,) µg/m³ PM2.5 at the origin of (N, L, F) scaled windows, rounded to 1e-3 µg/m³ in
-        float64: a reading on a breakpoint stays on it after the float32 round trip."""
-        mean, std = self.pm25()
-        return np.round(x[:, -1, PM25_FEATURE].astype(np.float64) * std + mean, 3)
-
 
 class Moments:
     """Running count, sum and sum of squares of the continuous features over train rows, so one

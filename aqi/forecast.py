@@ -40,8 +40,8 @@ def forecast_station(
     tm = load(data_dir, station)
     when = _parse_at(at, tm.timezone) if at else None
     now = now if now is not None else store_end(data_dir)
-    x, origin, _, stale = tm.window_at(read_station(data_dir, station), when, now)
-    return _result(tm, origin, tm.predict(x), standard, miss_cost) | stale
+    x, origin, last, stale = tm.window_at(read_station(data_dir, station), when, now)
+    return _result(tm, origin, tm.predict(x, np.array([last])), standard, miss_cost) | stale
 
 
 def store_end(data_dir: Path) -> pd.Timestamp:
@@ -69,16 +69,18 @@ def network_forecasts(
                 raise bad[name]
             bound = bind(tm, data_dir, name, net, manifest[name])
             when = _parse_at(at, bound.timezone) if at else None
-            x, origin, _, stale = bound.window_at(frames[name], when, latest)
-            ready.append((bound, origin, x, stale))
+            x, origin, last, stale = bound.window_at(frames[name], when, latest)
+            ready.append((bound, origin, x, stale, last))
         except AqiError as e:
             failed.append(f"{name}: {e}")
     if not ready:
         return [], failed
-    pred = tm.predict(np.concatenate([x for _, _, x, _ in ready]))
+    # each window scaled by its station's scaler: the PM2.5 at its origin is window_at's, not the
+    # unbound network scaler's reading of x
+    pred = tm.predict(np.concatenate([r[2] for r in ready]), np.array([r[4] for r in ready]))
     results = [
         _result(b, origin, pred.row(i), standard, miss_cost) | stale
-        for i, (b, origin, _, stale) in enumerate(ready)
+        for i, (b, origin, _, stale, _) in enumerate(ready)
     ]
     return results, failed
 

@@ -136,7 +136,7 @@ def forecast_output(results: list[dict], fmt: str, output: Path | None, echo) ->
     """`aqi forecast`'s output: tables, or csv/json text on the terminal or in `output`."""
     if fmt == "table":
         if not results:
-            echo("no forecasts to show (a --shard with none of the trained stations, or errors below)")
+            echo("no forecasts: none of the trained stations is in this --shard")
         if len(results) > OVERVIEW_AFTER:
             forecast_overview(results)
             return

@@ -28,7 +28,7 @@ def gap_scores(df: pd.DataFrame, tm: TrainedModel, std: Standard, part: str = "t
 
 def _scores(tm: TrainedModel, std: Standard, test, rows: np.ndarray) -> dict:
     """Per method: MAE and level accuracy per horizon (`metrics.per_horizon`), and their means."""
-    pred = tm.predict(test.x[rows])
+    pred = tm.predict(test.x[rows], test.last_pm25[rows])
     published = tm.published(pred, std)
     y, pers = test.y[rows], test.persistence()[rows]
     forecasts = {

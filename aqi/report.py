@@ -44,7 +44,7 @@ def train_summary(meta: dict) -> str:
     v = meta["validation"]
     mean = {k: {m: float(np.mean(v[k][m])) for m in ("mae", "level_accuracy")} for k in v}
     published = ""
-    if "val_published" in meta:  # the per-horizon rules applied, as `aqi forecast` publishes
+    if "val_published" in meta and meta["config"]["decision"]["miss_cost"] == 1:  # as published
         published = f", published level acc {np.mean(meta['val_published']):.3f}"
     elif "decided_horizons" in meta:
         own, decided = v["model"]["level_accuracy"], meta["val_decided"]

@@ -62,13 +62,15 @@ class TrainedModel:
         m = self.config.model
         return m.quantiles if m.head == "quantile" else ()
 
-    def predict(self, x: np.ndarray, batch: int = 4096) -> Prediction:
+    def predict(self, x: np.ndarray, origin: np.ndarray | None, batch: int = 4096) -> Prediction:
         """Batched forward pass in inference mode over (N, L, F) scaled windows: through the
-        LiteRT file once saved and loaded, else the Keras model."""
+        LiteRT file once saved and loaded, else the Keras model. `origin` (N,) µg/m³: each window's
+        PM2.5 at its origin (`Windows.last_pm25`, `window_at`'s), which the stay margins publish the
+        level of; None (the point forecast only wanted): no margin is applied."""
         raw = self.runner(x, batch) if self.runner else predict(self.keras_model(), x, batch)
         pred = as_prediction(raw, self.config.model, self.standard)
         temperature = tuple(self.info.get("level_temperature", ()))
-        return dataclasses.replace(pred, temperature=temperature, origin=self.scaler.origin(x))
+        return dataclasses.replace(pred, temperature=temperature, origin=origin)
 
     def keras_model(self) -> keras.Model:
         """The Keras model: the one trained in this process, else read from model.keras once
@@ -78,9 +80,9 @@ class TrainedModel:
         return self.model
 
     def published(self, pred: Prediction, std: Standard, miss_cost: float | None = None):
-        """The levels to publish (`publish`), with the per-horizon rule chosen on validation."""
+        """The levels to publish (`publish`), with the per-horizon rules chosen on validation."""
         cost = self.config.decision.miss_cost if miss_cost is None else miss_cost
-        if cost != 1.0:  # the per-horizon rules were chosen at cost 1
+        if cost != 1.0 or std.key != self.standard.key:  # the rules were chosen at cost 1, here
             return publish(pred, std, cost)
         return publish(pred, std, cost, self.info.get("decided_horizons"), self.info.get("stay_margin"))
 

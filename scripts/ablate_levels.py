@@ -44,7 +44,7 @@ def scores(d: Path, names: list[str], std_key: str) -> dict:
         for st in names:
             tm = load(d, st)
             w = tm.windows(read_station(d, st)).part(split)
-            pred = tm.predict(w.x)
+            pred = tm.predict(w.x, w.last_pm25)
             decided, published = pred.decided(std), tm.published(pred, std)
             per = {
                 "point": level(pred.point, std),

@@ -35,7 +35,8 @@ def on_common_origins(df, a: TrainedModel, b: TrainedModel, split: str):
     wa, wb = a.windows(df).part(split), b.windows(df).part(split)
     common = wa.origin.intersection(wb.origin)
     ia, ib = wa.origin.get_indexer(common), wb.origin.get_indexer(common)
-    return wa.y[ia], wa.persistence()[ia], a.predict(wa.x[ia]), b.predict(wb.x[ib])
+    pa, pb = a.predict(wa.x[ia], wa.last_pm25[ia]), b.predict(wb.x[ib], wb.last_pm25[ib])
+    return wa.y[ia], wa.persistence()[ia], pa, pb
 
 
 def score_station(data_dir: Path, own_dir: Path, st: str, split: str) -> dict:

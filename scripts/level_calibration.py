@@ -31,7 +31,7 @@ def station_counts(data_dir: Path, st: str, split: str) -> np.ndarray:
     published), and the number of pairs."""
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part(split)
-    pred, std = tm.predict(w.x), tm.standard
+    pred, std = tm.predict(w.x, w.last_pm25), tm.standard
     raw, probs = level_probabilities(pred.exceedance(std)), pred.level_probabilities(std)  # (N, H, K)
     seen = ~np.isnan(w.y)
     obs, now = level(np.nan_to_num(w.y), std), level(w.persistence(), std)

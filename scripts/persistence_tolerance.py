@@ -35,7 +35,7 @@ def station_levels(data_dir: Path, st: str, split: str) -> dict:
     exceedances P(c >= b_i) (N, H, E)."""
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part(split)
-    pred, std = tm.predict(w.x), tm.standard
+    pred, std = tm.predict(w.x, w.last_pm25), tm.standard
     exceed = pred.exceedance(std)  # (N, H, E)
     probs = level_probabilities(exceed)  # (N, H, levels)
     own, pers = published_level(tm, pred), level(w.persistence(), std)

@@ -36,7 +36,7 @@ def score(data_dir: Path, st: str) -> dict:
     """The network model's and persistence's validation MAE and level accuracy at `st`."""
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part("val")
-    pred, pers, std = tm.predict(w.x), w.persistence(), tm.standard
+    pred, pers, std = tm.predict(w.x, w.last_pm25), w.persistence(), tm.standard
     return {
         "network": scores(w.y, pred.point, published_level(tm, pred), std),
         "persistence": scores(w.y, pers, level(pers, std), std),

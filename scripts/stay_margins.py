@@ -27,7 +27,7 @@ from aqi.store import read_station
 def station_rows(data_dir: Path, st: str, split: str) -> dict:
     tm = load(data_dir, st)
     w = tm.windows(read_station(data_dir, st)).part(split)
-    pred, std = tm.predict(w.x), tm.standard
+    pred, std = tm.predict(w.x, w.last_pm25), tm.standard
     return {
         "pred": pred,
         "y": w.y,

@@ -229,6 +229,25 @@ def test_forecast_all_is_one_batch_equal_to_each_station_alone(network_store):
     assert alone == batch["B"] and alone["issued_at"].startswith("2016-04-15T08:00")
 
 
+def test_the_batch_publishes_the_level_of_each_stations_own_origin(network_store, monkeypatch):
+    """With a margin of 1 every published level is the level at the origin: the batch must read
+    it from each station's own window, as a forecast of that station alone does."""
+    from aqi.prediction import publish
+    from aqi.trained import TrainedModel
+
+    def always_stay(self, pred, std, miss_cost=None):
+        return publish(pred, std, 1.0, None, [1.0] * pred.point.shape[1])
+
+    monkeypatch.setattr(TrainedModel, "published", always_stay)
+    batch = json.loads(invoke(network_store, "forecast", "--station", "all", "--format", "json").output)
+    for f in batch:
+        alone = invoke(network_store, "forecast", "--station", f["station"], "--format", "json")
+        assert [r["level"] for r in json.loads(alone.output)[0]["forecasts"]] == [
+            r["level"] for r in f["forecasts"]
+        ]
+        assert len({r["level"] for r in f["forecasts"]}) == 1  # the one level of now, every hour
+
+
 def test_finetune_starts_from_the_network_model(network_store, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(network_store, d)

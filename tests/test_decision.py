@@ -88,8 +88,8 @@ def test_the_level_at_the_origin_is_published_only_within_its_margin():
     # P(level) = 0.1, 0.5, 0.4, 0, 0, 0: the model calls level 1; PM2.5 now 40 µg/m³ is level 2
     exceed = np.array([[[0.9, 0.4, 0.0, 0.0, 0.0]] * 3])  # (1, 3, E)
     pred = _at_origin(exceed, [40.0])
-    levels, p = publish(pred, US, 1.0, None, [0.0, 0.05, 0.1])
-    np.testing.assert_array_equal(levels, [[1, 1, 2]])  # within 0.1 of 0.5, not within 0.05
+    levels, p = publish(pred, US, 1.0, None, [0.0, 0.05, 0.15])
+    np.testing.assert_array_equal(levels, [[1, 1, 2]])  # 0.4 is within 0.15 of 0.5, not within 0.05
     np.testing.assert_allclose(p, [[0.5, 0.5, 0.4]])
     unchanged = publish(pred, US, 1.0)
     np.testing.assert_array_equal(publish(pred, US, 1.0, None, [0.0] * 3)[0], unchanged[0])

@@ -33,13 +33,13 @@ def test_a_saved_model_predicts_through_its_litert_file_as_keras_does(data):
     tm = trained.load(data, "Synth")
     assert tm.runner is not None and tm.model is None  # nothing read through Keras yet
     x = _windows(tm, data)
-    lite = tm.predict(x)
+    lite = tm.predict(x, None)
     keras_raw = trained.predict(tm.keras_model(), x)
     np.testing.assert_allclose(
         lite.point, keras_raw[..., 0] if keras_raw.ndim == 3 else keras_raw, rtol=1e-4, atol=1e-3
     )
     assert lite.point.shape == (len(x), tm.config.window.horizon)
-    assert tm.predict(x[:0]).point.shape == (0, tm.config.window.horizon)
+    assert tm.predict(x[:0], None).point.shape == (0, tm.config.window.horizon)
 
 
 def test_forecast_and_evaluate_never_import_tensorflow(data, network_store):
@@ -68,7 +68,9 @@ def test_a_model_saved_before_the_export_predicts_through_keras(data):
     old = trained.load(data, "Synth")
     assert old.runner is None and old.model is not None
     x = _windows(old, data)
-    np.testing.assert_allclose(old.predict(x).point, before.predict(x).point, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        old.predict(x, None).point, before.predict(x, None).point, rtol=1e-4, atol=1e-3
+    )
 
 
 def test_a_damaged_litert_file_is_one_line_and_exit_2(data):
@@ -99,7 +101,9 @@ def test_an_export_that_differs_from_keras_is_not_kept_and_keras_predicts(data, 
     back = trained.load(data, "Synth")  # the new version is live, its forecasts through Keras
     assert back.path == again.path and back.runner is None
     x = _windows(back, data)
-    np.testing.assert_allclose(back.predict(x).point, tm.predict(x).point, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        back.predict(x, None).point, tm.predict(x, None).point, rtol=1e-4, atol=1e-3
+    )
 
 
 def test_a_recurrent_model_is_exported_unrolled_with_the_same_outputs(tmp_path):

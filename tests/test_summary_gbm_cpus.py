@@ -162,7 +162,7 @@ def test_a_model_of_other_pairs_is_refused_before_the_gbm_is_fitted(two_stations
     shutil.copytree(d / "store", other / "store")
     cfg = tiny_config(epochs=1).replace(window={"horizon": 3})
     train_station(other, "Ka", cfg, quiet=True, echo=lambda *a: None)
-    monkeypatch.setattr(evaluate, "station_forecasts", lambda *a: pytest.fail("scored before refusing"))
+    monkeypatch.setattr(evaluate.GbmCache, "get", lambda *a: pytest.fail("GBM fitted before refusing"))
     args = ["--data-dir", str(d), "evaluate", "--station", "Ka", "--model", f"h3={other / 'models'}"]
     r = CliRunner().invoke(app, args)
     assert (
@@ -215,7 +215,7 @@ def test_n_forecast_jobs_cover_every_station_once(two_stations):
     r = CliRunner().invoke(app, [*empty, "--format", "json"])
     assert r.exit_code == 0 and json.loads(r.output) == []
     r = CliRunner().invoke(app, empty)
-    assert r.exit_code == 0 and "no forecasts to show" in r.output
+    assert r.exit_code == 0 and "no forecasts: none of the trained stations is in this" in r.output
     r = CliRunner().invoke(app, ["--data-dir", str(d), "evaluate", "--station", "all", "--shard", "2/3"])
     assert r.exit_code == 0 and "--shard 2/3: none of the trained stations; nothing to do" in r.output
     r = CliRunner().invoke(app, ["--data-dir", str(d), "forecast", "--station", "Ka", "--shard", "0/2"])

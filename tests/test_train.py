@@ -205,7 +205,7 @@ def test_trained_model_round_trips_every_field_and_predicts_identically(tmp_path
         and back.path == saved.path
         and back.path.parent.parent == model_dir(tmp_path, "S")
     )
-    a, b = back.predict(x), saved.predict(x)  # loaded: its LiteRT file; in memory: Keras
+    a, b = back.predict(x, None), saved.predict(x, None)  # loaded: its LiteRT file; in memory: Keras
     np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(a.point, a.quantiles[..., median_index(cfg.model.quantiles)])
     keras_back = trained.predict(back.keras_model(), x)
