@@ -77,7 +77,7 @@ def network_forecasts(
         return [], failed
     # each window scaled by its station's scaler: the PM2.5 at its origin is window_at's, not the
     # unbound network scaler's reading of x
-    pred = tm.predict(np.concatenate([r[2] for r in ready]), np.array([r[4] for r in ready]))
+    pred = tm.predict(np.concatenate([x for _, _, x, _, _ in ready]), np.array([c for *_, c in ready]))
     results = [
         _result(b, origin, pred.row(i), standard, miss_cost) | stale
         for i, (b, origin, _, stale, _) in enumerate(ready)

@@ -163,9 +163,9 @@ def _prune(station_dir: Path, keep: set[str]) -> None:
 
 
 # meta.json's keys that are fields of the record itself; the rest is its `info`
-RECORD = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
-RECORD |= {"model_sha256", "lite_sha256", "breakpoints", "meta_sha256"}
 META_SHA = "meta_sha256"  # of meta.json's other keys: an edit by hand is caught, not half-read
+RECORD = {"station", "timezone", "config", "scaler", "standard", "standard_table", "split"}
+RECORD |= {"model_sha256", "lite_sha256", "breakpoints", META_SHA}
 
 
 def meta_digest(meta: dict) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from compare_network import HORIZONS
 
+from aqi import metrics
 from aqi.levels import level
 from aqi.prediction import Prediction, fit_stay, publish
 from aqi.resolve import covered, load, load_network
@@ -42,9 +43,9 @@ def station_rows(data_dir: Path, st: str, split: str) -> dict:
 
 
 def accuracy(y: np.ndarray, levels: np.ndarray, std, rows=None) -> np.ndarray:
-    """(H,) share of the observed targets (of `rows`, default all) whose level is `levels`."""
-    seen = np.isfinite(y) & (np.ones(len(y), bool) if rows is None else rows)[:, None]
-    return ((level(np.nan_to_num(y), std) == levels) & seen).sum(0) / seen.sum(0)
+    """(H,) level accuracy (`metrics.per_horizon_levels`) on the origins of `rows` (default all)."""
+    y = y if rows is None else np.where(rows[:, None], y, np.nan)  # a NaN target is not scored
+    return np.asarray(metrics.per_horizon_levels(y, levels, std)["level_accuracy"])
 
 
 def pooled(per: dict, half: int) -> tuple[Prediction, np.ndarray]:
@@ -80,7 +81,7 @@ def show(label: str, acc: np.ndarray, pers: np.ndarray) -> None:
     worst = np.argmin(acc - pers)
     print(
         f"{label:28}{cells}{acc.mean():9.4f}  above persistence {above}/{len(acc)} "
-        f"(worst {100 * (acc - pers)[worst]:+.1f} points at {worst + 1} h)"
+        f"(worst {100 * (acc - pers)[worst]:+.2f} points at {worst + 1} h)"
     )
 
 
